@@ -522,6 +522,11 @@ out:
 
 int fakegpu_release(const char *path, int32_t pid, genai_error *err)
 {
+    return fakegpu_release_after(path, pid, 0, err);
+}
+
+int fakegpu_release_after(const char *path, int32_t pid, uint64_t hold_ms, genai_error *err)
+{
     int lfd;
     int rc = lock_file(path, &lfd, err);
     if (rc < 0)
@@ -535,7 +540,7 @@ int fakegpu_release(const char *path, int32_t pid, genai_error *err)
     int released = 0;
     for (uint32_t i = 0; i < st.n_allocs; i++) {
         if (st.allocs[i].pid == pid && st.allocs[i].released_at_ms == 0) {
-            st.allocs[i].released_at_ms = now ? now : 1;
+            st.allocs[i].released_at_ms = now + hold_ms ? now + hold_ms : 1;
             released++;
         }
     }

@@ -120,4 +120,10 @@ int fakegpu_try_alloc(const char *path, uint32_t device, int32_t pid, uint64_t b
  * number of allocations released (0 when pid held none) or a negative code. */
 int fakegpu_release(const char *path, int32_t pid, genai_error *err);
 
+/* Like fakegpu_release, but stamps released_at_ms = now + hold_ms, in one
+ * locked step: the memory keeps counting for hold_ms plus the device's
+ * release_delay_ms. Lets a double model a driver that gives memory back late
+ * without a racy read-modify-write. */
+int fakegpu_release_after(const char *path, int32_t pid, uint64_t hold_ms, genai_error *err);
+
 #endif

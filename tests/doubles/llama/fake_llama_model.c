@@ -401,17 +401,7 @@ void fl_model_unload(void)
         fakegpu_release(fl_cfg.fake_gpu, (int32_t)getpid(), NULL);
         return;
     }
-    /* Stamp the release in the future so the memory keeps counting for
-     * gpu_hold_ms after the exit. fakegpu.h has no call for this, so it is a
-     * read-modify-write; a concurrent writer could be lost (tests use one
-     * double per fake GPU file when they use this switch). */
-    fakegpu_state st;
-    if (fakegpu_read(fl_cfg.fake_gpu, &st, NULL) != 0)
-        return;
-    uint64_t at = fakegpu_now_ms() + (uint64_t)fl_cfg.gpu_hold_ms;
-    for (uint32_t i = 0; i < st.n_allocs; i++)
-        if (st.allocs[i].pid == (int32_t)getpid() && st.allocs[i].released_at_ms == 0)
-            st.allocs[i].released_at_ms = at;
-    fakegpu_write(fl_cfg.fake_gpu, &st, NULL);
-    fakegpu_state_free(&st);
+    /* Keep the memory counted for gpu_hold_ms after the exit (a driver that
+     * gives memory back late). */
+    fakegpu_release_after(fl_cfg.fake_gpu, (int32_t)getpid(), (uint64_t)fl_cfg.gpu_hold_ms, NULL);
 }
