@@ -18,6 +18,16 @@ enum { CLI_OK = 0, CLI_FAIL = 1, CLI_USAGE = 2 };
 
 /* Subcommands. Add one line here and one row in main.c's table per command. */
 int cmd_system(int argc, char **argv);
+int cmd_inspect(int argc, char **argv);
+int cmd_pull(int argc, char **argv);
+int cmd_list(int argc, char **argv);
+int cmd_show(int argc, char **argv);
+int cmd_rm(int argc, char **argv);
+int cmd_add(int argc, char **argv);
+/* JSON object describing a registered model (cmd_show.c); caller owns the
+ * reference; NULL when out of memory. */
+struct store_model;
+json_t *cli_model_json(const struct store_model *m);
 
 /* Prints "genai CMD: <message>[: detail]" to stderr for a failed call. */
 void cli_report(const char *cmd, int code, const genai_error *err);

@@ -18,6 +18,12 @@ struct cli_command {
 
 static const struct cli_command commands[] = {
     {"system", "show CPUs, memory and GPUs, and what runtime build fits", cmd_system},
+    {"inspect", "show a GGUF model's memory needs and the configuration that fits", cmd_inspect},
+    {"pull", "download a model (Hugging Face or URL), resumable and verified", cmd_pull},
+    {"list", "list the registered models", cmd_list},
+    {"show", "show one model: files, digest, source", cmd_show},
+    {"rm", "remove a model and its downloaded files", cmd_rm},
+    {"add", "register local model files in place", cmd_add},
 };
 
 static void usage(FILE *out)

@@ -1,0 +1,153 @@
+/*
+ * bench_download.c - download throughput of store_download (SHA-256 on,
+ * digest verified, fsync and rename) against `curl -s -o FILE` fetching the
+ * same file from the same local server in the same run.
+ *
+ * Usage: bench_store_download [MiB] [rounds] [folder]
+ *        (default 512 MiB, 5 rounds, a new folder under $TMPDIR or /tmp)
+ * Prints the median of each and the ratio genai / curl. The server is the
+ * store tests' scripted server (tests/store/script_server.c) serving the
+ * body from memory; both clients write into the same temporary folder.
+ */
+#include "script_server.h"
+
+#include "core/alloc.h"
+#include "store/digest.h"
+#include "store/download.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static int run_curl(const char *url, const char *out)
+{
+    char *argv[] = {"curl", "-s", "-f", "-o", (char *)out, (char *)url, NULL};
+    pid_t pid;
+    if (posix_spawnp(&pid, "curl", NULL, NULL, argv, environ) != 0)
+        return -1;
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+        ;
+    return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    long mib = argc > 1 ? strtol(argv[1], NULL, 10) : 512;
+    long rounds = argc > 2 ? strtol(argv[2], NULL, 10) : 5;
+    if (mib <= 0 || mib > 16384 || rounds <= 0 || rounds > 50) {
+        fprintf(stderr, "usage: bench_store_download [MiB 1..16384] [rounds 1..50]\n");
+        return 2;
+    }
+    size_t len = (size_t)mib << 20;
+    unsigned char *body = malloc(len);
+    if (body == NULL)
+        return 1;
+    uint32_t x = 12345;
+    for (size_t i = 0; i < len; i++) {
+        x ^= x << 13;
+        x ^= x >> 17;
+        x ^= x << 5;
+        body[i] = (unsigned char)x;
+    }
+    store_sha256 h = {0};
+    char sha[STORE_SHA256_HEX];
+    if (store_sha256_init(&h) < 0 || store_sha256_update(&h, body, len) < 0 ||
+        store_sha256_final(&h, sha) < 0)
+        return 1;
+    store_sha256_free(&h);
+
+    char dir[512];
+    const char *base = argc > 3 ? argv[3] : getenv("TMPDIR");
+    snprintf(dir, sizeof(dir), "%s/genai-bench-dl-XXXXXX", base != NULL ? base : "/tmp");
+    if (mkdtemp(dir) == NULL) {
+        perror(dir);
+        return 1;
+    }
+    ss_server *srv = ss_start();
+    if (srv == NULL)
+        return 1;
+    struct ss_route r = ss_route_file("/big.gguf", body, len);
+    ss_route_add(srv, &r);
+    char url[128], dest[600], curl_out[600];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/big.gguf", ss_port(srv));
+    snprintf(dest, sizeof(dest), "%s/genai.gguf", dir);
+    snprintf(curl_out, sizeof(curl_out), "%s/curl.gguf", dir);
+
+    store_net net;
+    store_net_defaults(&net);
+    net.allow_http = 1;
+    store_fetch f = {.url = url,
+                     .dest = dest,
+                     .name = "big.gguf",
+                     .expected_sha256 = sha,
+                     .expected_size = len,
+                     .file_index = 1,
+                     .file_count = 1};
+    double *tg = calloc((size_t)rounds, sizeof(double));
+    double *tc = calloc((size_t)rounds, sizeof(double));
+    int rc = 0;
+    for (long i = 0; i < rounds && rc == 0; i++) {
+        /* alternate the order so neither always runs on a warmer cache */
+        for (int k = 0; k < 2 && rc == 0; k++) {
+            int genai_turn = (int)((i + k) % 2);
+            unlink(dest);
+            unlink(curl_out);
+            double t0 = now_s();
+            if (genai_turn) {
+                store_fetch_result res;
+                genai_error e;
+                if (store_download(&net, &f, &res, &e) < 0) {
+                    fprintf(stderr, "genai: %s\n", e.detail);
+                    rc = 1;
+                }
+                tg[i] = now_s() - t0;
+            } else {
+                if (run_curl(url, curl_out) < 0) {
+                    fprintf(stderr, "curl failed\n");
+                    rc = 1;
+                }
+                tc[i] = now_s() - t0;
+            }
+        }
+    }
+    unlink(dest);
+    unlink(curl_out);
+    rmdir(dir);
+    ss_stop(srv);
+    if (rc == 0) {
+        qsort(tg, (size_t)rounds, sizeof(double), cmp_double);
+        qsort(tc, (size_t)rounds, sizeof(double), cmp_double);
+        double mg = tg[rounds / 2], mc = tc[rounds / 2];
+        printf("file %ld MiB, %ld rounds (median), folder %s\n", mib, rounds, dir);
+        printf("curl -o         %8.1f MiB/s  (%.3f s)\n", (double)mib / mc, mc);
+        printf("store_download  %8.1f MiB/s  (%.3f s, SHA-256 + verify + fsync)\n",
+               (double)mib / mg, mg);
+        printf("ratio genai/curl: %.2fx\n", mc / mg);
+    }
+    free(tg);
+    free(tc);
+    free(body);
+    return rc;
+}

@@ -1,0 +1,597 @@
+/*
+ * store.c - pull, add and remove models (see store.h).
+ *
+ * store_pull in order:
+ *   1. resolve the reference to a list of files (Hugging Face: pinned commit,
+ *      LFS digests and sizes; URL: one file with the digest the user gave);
+ *   2. take locks/<id>.lock; if the id is registered meanwhile, return it;
+ *   3. per file, under <dest>.lock: keep an existing complete file whose
+ *      digest matches, else store_download it (verify, fsync, rename);
+ *   4. register every file in one transaction (store_db_put_model).
+ * A crash anywhere leaves either nothing registered (and resumable partial
+ * files) or a complete registration; never a row without its file.
+ */
+#include "store/store.h"
+
+#include "core/alloc.h"
+#include "core/log.h"
+#include "core/paths.h"
+#include "core/sbuf.h"
+#include "gguf/gguf.h"
+#include "gguf/profile.h"
+#include "store/digest.h"
+#include "store/hf.h"
+#include "store/lock.h"
+
+#include <ctype.h>
+#include <jansson.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MOD "store"
+#define ID_MAX 128
+
+struct store {
+    char data[PATHS_MAX];
+    store_db *db;
+};
+
+int store_open_at(const char *data_dir, store **out, genai_error *err)
+{
+    char sub[PATHS_MAX];
+    int rc;
+    store *s = mem_calloc(1, sizeof(*s));
+    if (s == NULL)
+        return err_set(err, -ENOMEM, "out of memory");
+    if ((size_t)snprintf(s->data, sizeof(s->data), "%s", data_dir) >= sizeof(s->data)) {
+        rc = err_set(err, -ENAMETOOLONG, "data folder path too long");
+        goto fail;
+    }
+    if ((rc = paths_mkdirs(data_dir, 0755, err)) < 0)
+        goto fail;
+    if ((rc = paths_join(sub, sizeof(sub), data_dir, "locks")) < 0 ||
+        (rc = paths_mkdirs(sub, 0755, err)) < 0)
+        goto fail;
+    if ((rc = paths_join(sub, sizeof(sub), data_dir, "registry.db")) < 0) {
+        err_set(err, rc, "data folder path too long");
+        goto fail;
+    }
+    if ((rc = store_db_open(sub, &s->db, err)) < 0)
+        goto fail;
+    *out = s;
+    return 0;
+fail:
+    mem_free(s);
+    return rc;
+}
+
+int store_open(store **out, genai_error *err)
+{
+    genai_paths p;
+    int rc = paths_resolve(&p, err);
+    if (rc < 0)
+        return rc;
+    return store_open_at(p.data, out, err);
+}
+
+void store_close(store *s)
+{
+    if (s == NULL)
+        return;
+    store_db_close(s->db);
+    mem_free(s);
+}
+
+store_db *store_registry(store *s)
+{
+    return s->db;
+}
+
+int store_id_valid(const char *id)
+{
+    size_t n = id != NULL ? strlen(id) : 0;
+    if (n == 0 || n > ID_MAX || id[0] == '.' || id[0] == '-')
+        return 0;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)id[i];
+        if (!isalnum(c) && c != '.' && c != '_' && c != '-')
+            return 0;
+    }
+    return 1;
+}
+
+int store_id_from_name(const char *file, char *out, size_t outsz)
+{
+    const char *base = strrchr(file, '/');
+    base = base != NULL ? base + 1 : file;
+    char tmp[1024];
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s", base) >= sizeof(tmp))
+        return GENAI_EBAD_ARG;
+    char prefix[1024];
+    unsigned idx, count;
+    if (store_hf_shard(tmp, prefix, sizeof(prefix), &idx, &count))
+        snprintf(tmp, sizeof(tmp), "%s", prefix);
+    char *dot = strrchr(tmp, '.');
+    if (dot != NULL && dot != tmp)
+        *dot = '\0';
+    size_t j = 0;
+    for (size_t i = 0; tmp[i] != '\0' && j + 1 < outsz && j < ID_MAX; i++) {
+        unsigned char c = (unsigned char)tmp[i];
+        if (isalnum(c) || c == '.' || c == '_' || c == '-')
+            out[j++] = (char)tolower(c);
+        else if (j > 0 && out[j - 1] != '-')
+            out[j++] = '-';
+    }
+    while (j > 0 && (out[j - 1] == '-' || out[j - 1] == '.'))
+        j--;
+    out[j] = '\0';
+    return store_id_valid(out) ? 0 : GENAI_EBAD_ARG;
+}
+
+/* One file of a pull plan. */
+struct item {
+    char *url;
+    char *dest;
+    char *name;
+    char sha256[STORE_SHA256_HEX]; /* expected, "" when unknown */
+    uint64_t size;
+    char got_sha[STORE_SHA256_HEX];
+    uint64_t got_size;
+};
+
+struct plan {
+    struct item *items;
+    size_t n;
+    char *hf_repo;
+    char commit[41];
+};
+
+static void plan_free(struct plan *p)
+{
+    for (size_t i = 0; i < p->n; i++) {
+        mem_free(p->items[i].url);
+        mem_free(p->items[i].dest);
+        mem_free(p->items[i].name);
+    }
+    mem_free(p->items);
+    mem_free(p->hf_repo);
+}
+
+static int plan_add(struct plan *p, const char *url, const char *dest, const char *name,
+                    const char *sha, uint64_t size, genai_error *err)
+{
+    struct item *nv = mem_reallocarray(p->items, p->n + 1, sizeof(*nv));
+    if (nv == NULL)
+        return err_set(err, -ENOMEM, "out of memory");
+    p->items = nv;
+    struct item *it = &p->items[p->n];
+    memset(it, 0, sizeof(*it));
+    it->url = mem_strdup(url);
+    it->dest = mem_strdup(dest);
+    it->name = mem_strdup(name);
+    if (it->url == NULL || it->dest == NULL || it->name == NULL) {
+        mem_free(it->url);
+        mem_free(it->dest);
+        mem_free(it->name);
+        return err_set(err, -ENOMEM, "out of memory");
+    }
+    if (sha != NULL && sha[0] != '\0')
+        store_sha256_normalize(sha, it->sha256);
+    it->size = size;
+    p->n++;
+    return 0;
+}
+
+static int plan_hf(store *s, const store_net *net, const char *ref, struct plan *p,
+                   genai_error *err)
+{
+    store_hf_ref r;
+    store_hf_plan hp;
+    int rc;
+    if ((rc = store_hf_parse(ref, &r, err)) < 0 || (rc = store_hf_resolve(net, &r, &hp, err)) < 0)
+        return rc;
+    memcpy(p->commit, hp.commit, sizeof(p->commit));
+    if ((p->hf_repo = mem_strdup(r.repo)) == NULL) {
+        rc = err_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    for (size_t i = 0; i < hp.n_files; i++) {
+        char dest[PATHS_MAX];
+        const store_hf_file *f = &hp.files[i];
+        if ((size_t)snprintf(dest, sizeof(dest), "%s/models/hf/%s/%s", s->data, r.repo, f->path) >=
+            sizeof(dest)) {
+            rc = err_set(err, -ENAMETOOLONG, "path too long for %s", f->path);
+            goto out;
+        }
+        if ((rc = plan_add(p, f->url, dest, f->path, f->sha256, f->size, err)) < 0)
+            goto out;
+    }
+out:
+    store_hf_plan_free(&hp);
+    return rc;
+}
+
+static int plan_url(store *s, const store_pull_opts *o, struct plan *p, genai_error *err)
+{
+    const char *u = o->ref;
+    const char *host = strstr(u, "://");
+    if (host == NULL)
+        return err_set(err, GENAI_EBAD_ARG, "'%s' is neither a URL nor a Hugging Face reference",
+                       u);
+    host += 3;
+    size_t hl = strcspn(host, "/?#");
+    const char *path = host + hl;
+    size_t pl = strcspn(path, "?#");
+    const char *base = path;
+    for (size_t i = 0; i < pl; i++) {
+        if (path[i] == '/')
+            base = path + i + 1;
+    }
+    size_t bl = (size_t)(path + pl - base);
+    char hostname[256], file[512], dest[PATHS_MAX];
+    if (hl == 0 || hl >= sizeof(hostname) || bl == 0 || bl >= sizeof(file))
+        return err_set(err, GENAI_EBAD_ARG, "cannot name a local file after '%s'", u);
+    memcpy(hostname, host, hl);
+    hostname[hl] = '\0';
+    memcpy(file, base, bl);
+    file[bl] = '\0';
+    /* host may carry user:pass@ or :port; keep it to [A-Za-z0-9.-] for a folder */
+    for (char *c = hostname; *c; c++) {
+        if (!isalnum((unsigned char)*c) && *c != '.' && *c != '-')
+            *c = '_';
+    }
+    if (!store_hf_path_safe(file) || strchr(file, '/') != NULL || file[0] == '.')
+        return err_set(err, GENAI_EBAD_ARG, "unsafe file name in '%s'", u);
+    if ((size_t)snprintf(dest, sizeof(dest), "%s/models/url/%s/%s", s->data, hostname, file) >=
+        sizeof(dest))
+        return err_set(err, -ENAMETOOLONG, "path too long");
+    if (o->sha256 != NULL && !store_sha256_is_hex(o->sha256))
+        return err_set(err, GENAI_EBAD_ARG, "--sha256 needs 64 hex digits");
+    return plan_add(p, u, dest, file, o->sha256, 0, err);
+}
+
+static int parent_mkdirs(const char *path, genai_error *err)
+{
+    char dir[PATHS_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash == NULL || slash == dir)
+        return 0;
+    *slash = '\0';
+    return paths_mkdirs(dir, 0755, err);
+}
+
+struct wait_ctx {
+    const store_net *net;
+    const char *name;
+};
+
+static void on_lock_wait(void *ud)
+{
+    struct wait_ctx *w = ud;
+    if (w->net->progress == NULL)
+        return;
+    store_progress p = {.phase = STORE_PHASE_WAITING, .name = w->name, .attempt = 1};
+    w->net->progress(&p, w->net->userdata);
+}
+
+/* Already there (a crash after the rename, or a file shared with another
+ * model)? Keep it when its digest is the expected one. */
+static int reuse_existing(struct item *it, genai_error *err)
+{
+    struct stat st;
+    if (stat(it->dest, &st) != 0)
+        return 0;
+    if (it->sha256[0] == '\0' || (it->size != 0 && (uint64_t)st.st_size != it->size))
+        return 0;
+    char sha[STORE_SHA256_HEX];
+    uint64_t size = 0;
+    int rc = store_sha256_file(it->dest, sha, &size, err);
+    if (rc < 0)
+        return rc;
+    if (strcmp(sha, it->sha256) != 0)
+        return 0;
+    memcpy(it->got_sha, sha, sizeof(sha));
+    it->got_size = size;
+    return 1;
+}
+
+static int fetch_item(const store_net *net, struct item *it, unsigned idx, unsigned count,
+                      genai_error *err)
+{
+    char lockpath[PATHS_MAX + 8];
+    store_lock lk = STORE_LOCK_INIT;
+    int rc;
+    if ((rc = parent_mkdirs(it->dest, err)) < 0)
+        return rc;
+    snprintf(lockpath, sizeof(lockpath), "%s.lock", it->dest);
+    struct wait_ctx w = {net, it->name};
+    if ((rc = store_lock_acquire(&lk, lockpath, net->cancel, on_lock_wait, &w, err)) < 0)
+        return rc;
+    if ((rc = reuse_existing(it, err)) != 0) {
+        if (rc > 0)
+            LOG_INFO(MOD, "%s is already complete", it->dest);
+        rc = rc > 0 ? 0 : rc;
+        goto unlock;
+    }
+    if (unlink(it->dest) != 0 && errno != ENOENT) {
+        rc = err_errno(err, errno, "removing stale %s", it->dest);
+        goto unlock;
+    }
+    store_fetch f = {.url = it->url,
+                     .dest = it->dest,
+                     .name = it->name,
+                     .expected_sha256 = it->sha256[0] != '\0' ? it->sha256 : NULL,
+                     .expected_size = it->size,
+                     .file_index = idx,
+                     .file_count = count};
+    store_fetch_result res;
+    if ((rc = store_download(net, &f, &res, err)) < 0)
+        goto unlock;
+    memcpy(it->got_sha, res.sha256, sizeof(res.sha256));
+    it->got_size = res.size;
+unlock:
+    store_lock_release(&lk);
+    return rc;
+}
+
+/* The GGUF profile of an LLM (first shard) as compact JSON text into *out
+ * (mem_free), for the registry's cache. Fails with the reader's error. */
+static int profile_json_for(const char *path, char **out, genai_error *err)
+{
+    gguf_profile prof;
+    memset(&prof, 0, sizeof(prof));
+    int rc = gguf_profile_load(path, &prof, err);
+    if (rc < 0)
+        return rc;
+    json_t *j = gguf_profile_to_json(&prof);
+    gguf_profile_free(&prof);
+    char *text = j != NULL ? json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+    json_decref(j);
+    if (text == NULL)
+        return err_set(err, -ENOMEM, "out of memory");
+    *out = mem_strdup(text);
+    free(text); /* jansson allocates with malloc */
+    return *out != NULL ? 0 : err_set(err, -ENOMEM, "out of memory");
+}
+
+static int register_plan(store *s, const store_pull_opts *o, const char *id, const struct plan *p,
+                         store_model *out, genai_error *err)
+{
+    store_model m;
+    memset(&m, 0, sizeof(m));
+    store_file *files = mem_calloc(p->n, sizeof(*files));
+    if (files == NULL)
+        return err_set(err, -ENOMEM, "out of memory");
+    for (size_t i = 0; i < p->n; i++) {
+        files[i].role = (char *)"model";
+        files[i].path = p->items[i].dest;
+        files[i].sha256 = (char *)p->items[i].got_sha;
+        files[i].size = p->items[i].got_size;
+        files[i].url = p->items[i].url;
+        files[i].managed = 1;
+        m.size += p->items[i].got_size;
+    }
+    char name[512];
+    if (o->name != NULL)
+        snprintf(name, sizeof(name), "%s", o->name);
+    else if (p->hf_repo != NULL)
+        snprintf(name, sizeof(name), "%s/%s", p->hf_repo, p->items[0].name);
+    else
+        snprintf(name, sizeof(name), "%s", p->items[0].name);
+    m.id = (char *)id;
+    m.name = name;
+    m.kind = o->kind;
+    m.source_url = (char *)o->ref;
+    m.hf_repo = p->hf_repo;
+    m.hf_revision = p->commit[0] != '\0' ? (char *)p->commit : NULL;
+    m.sha256 = (char *)p->items[0].got_sha;
+    m.files = files;
+    m.n_files = p->n;
+    genai_error perr;
+    char *profile = NULL;
+    /* The digest proved these are the publisher's bytes; a profile the reader
+     * cannot build is worth a warning, not a failed pull. */
+    if (o->kind == STORE_KIND_LLM && profile_json_for(files[0].path, &profile, &perr) < 0)
+        LOG_WARN(MOD, "no GGUF profile for %s: %s", id, perr.detail);
+    m.profile_json = profile;
+    int rc = store_db_put_model(s->db, &m, err);
+    mem_free(profile);
+    mem_free(files);
+    if (rc == 0 && out != NULL)
+        rc = store_db_get_model(s->db, id, out, err);
+    return rc;
+}
+
+int store_pull(store *s, const store_net *net, const store_pull_opts *o, store_model *out,
+               genai_error *err)
+{
+    struct plan p;
+    memset(&p, 0, sizeof(p));
+    char id[ID_MAX + 1], lockpath[PATHS_MAX];
+    store_lock lk = STORE_LOCK_INIT;
+    int rc;
+    if (net->progress != NULL) {
+        store_progress pr = {.phase = STORE_PHASE_RESOLVING, .name = o->ref, .attempt = 1};
+        net->progress(&pr, net->userdata);
+    }
+    if (store_hf_is_ref(o->ref))
+        rc = plan_hf(s, net, o->ref, &p, err);
+    else
+        rc = plan_url(s, o, &p, err);
+    if (rc < 0)
+        goto out;
+    if (o->id != NULL) {
+        if (!store_id_valid(o->id)) {
+            rc = err_set(err, GENAI_EBAD_ARG, "'%s' is not a valid model id ([A-Za-z0-9._-])",
+                         o->id);
+            goto out;
+        }
+        snprintf(id, sizeof(id), "%s", o->id);
+    } else if (store_id_from_name(p.items[0].name, id, sizeof(id)) < 0) {
+        rc = err_set(err, GENAI_EBAD_ARG, "cannot derive an id from '%s'; give one with --name",
+                     p.items[0].name);
+        goto out;
+    }
+    if ((rc = paths_join(lockpath, sizeof(lockpath), s->data, "locks")) < 0 ||
+        (size_t)snprintf(lockpath + strlen(lockpath), sizeof(lockpath) - strlen(lockpath),
+                         "/%s.lock", id) >= sizeof(lockpath) - strlen(lockpath)) {
+        rc = err_set(err, -ENAMETOOLONG, "path too long");
+        goto out;
+    }
+    struct wait_ctx w = {net, id};
+    if ((rc = store_lock_acquire(&lk, lockpath, net->cancel, on_lock_wait, &w, err)) < 0)
+        goto out;
+    store_model have;
+    rc = store_db_get_model(s->db, id, &have, err);
+    if (rc == 0) {
+        int same = p.items[0].sha256[0] == '\0' || strcmp(have.sha256, p.items[0].sha256) == 0;
+        if (!same) {
+            rc =
+                err_set(err, GENAI_EBUSY,
+                        "a different model is registered as '%s'; pick another id with --name", id);
+            store_model_free(&have);
+            goto unlock;
+        }
+        if (out != NULL)
+            *out = have;
+        else
+            store_model_free(&have);
+        rc = 1;
+        goto unlock;
+    }
+    if (rc != GENAI_ENOT_FOUND)
+        goto unlock;
+    genai_error_clear(err);
+    for (size_t i = 0; i < p.n; i++) {
+        if ((rc = fetch_item(net, &p.items[i], (unsigned)i + 1, (unsigned)p.n, err)) < 0)
+            goto unlock;
+    }
+    rc = register_plan(s, o, id, &p, out, err);
+unlock:
+    store_lock_release(&lk);
+out:
+    plan_free(&p);
+    return rc;
+}
+
+/* Runs the bounded GGUF reader over the file; its error names the path and
+ * where the file is broken. */
+static int check_gguf(const char *path, genai_error *err)
+{
+    gguf_file *g = NULL;
+    int rc = gguf_open(path, &g, err);
+    gguf_close(g);
+    return rc;
+}
+
+int store_add(store *s, const char *id, const char *name, store_kind kind,
+              const store_add_file *files, size_t n, store_model *out, genai_error *err)
+{
+    if (n == 0)
+        return err_set(err, GENAI_EBAD_ARG, "no file to add");
+    char idbuf[ID_MAX + 1];
+    char *profile = NULL;
+    int rc = 0;
+    store_file *rows = mem_calloc(n, sizeof(*rows));
+    char(*shas)[STORE_SHA256_HEX] = mem_calloc(n, sizeof(*shas));
+    if (rows == NULL || shas == NULL) {
+        rc = err_set(err, -ENOMEM, "out of memory");
+        goto out;
+    }
+    store_model m;
+    memset(&m, 0, sizeof(m));
+    for (size_t i = 0; i < n; i++) {
+        if (!store_role_valid(files[i].role)) {
+            rc = err_set(err, GENAI_EBAD_ARG, "unknown role '%s'", files[i].role);
+            goto out;
+        }
+        char *abs = realpath(files[i].path, NULL); /* libc allocates: free() below */
+        if (abs == NULL) {
+            rc = err_errno(err, errno, "%s", files[i].path);
+            goto out;
+        }
+        rows[i].path = mem_strdup(abs);
+        free(abs);
+        if (rows[i].path == NULL) {
+            rc = err_set(err, -ENOMEM, "out of memory");
+            goto out;
+        }
+        struct stat st;
+        if (stat(rows[i].path, &st) != 0 || !S_ISREG(st.st_mode)) {
+            rc = err_set(err, GENAI_EBAD_ARG, "%s is not a regular file", rows[i].path);
+            goto out;
+        }
+        size_t pl = strlen(rows[i].path);
+        if (pl > 5 && strcasecmp(rows[i].path + pl - 5, ".gguf") == 0 &&
+            (rc = check_gguf(rows[i].path, err)) < 0)
+            goto out;
+        if ((rc = store_sha256_file(rows[i].path, shas[i], &rows[i].size, err)) < 0)
+            goto out;
+        rows[i].role = (char *)files[i].role;
+        rows[i].sha256 = shas[i];
+        m.size += rows[i].size;
+    }
+    if (id == NULL) {
+        if (store_id_from_name(rows[0].path, idbuf, sizeof(idbuf)) < 0) {
+            rc = err_set(err, GENAI_EBAD_ARG, "cannot derive an id from %s; give --name",
+                         rows[0].path);
+            goto out;
+        }
+        id = idbuf;
+    } else if (!store_id_valid(id)) {
+        rc = err_set(err, GENAI_EBAD_ARG, "'%s' is not a valid model id ([A-Za-z0-9._-])", id);
+        goto out;
+    }
+    const char *base = strrchr(rows[0].path, '/');
+    m.id = (char *)id;
+    m.name = (char *)(name != NULL ? name : base + 1);
+    m.kind = kind;
+    m.sha256 = shas[0];
+    m.files = rows;
+    m.n_files = n;
+    if (kind == STORE_KIND_LLM && (rc = profile_json_for(rows[0].path, &profile, err)) < 0)
+        goto out;
+    m.profile_json = profile;
+    if ((rc = store_db_put_model(s->db, &m, err)) == 0 && out != NULL)
+        rc = store_db_get_model(s->db, id, out, err);
+out:
+    for (size_t i = 0; rows != NULL && i < n; i++)
+        mem_free(rows[i].path);
+    mem_free(rows);
+    mem_free(shas);
+    mem_free(profile);
+    return rc;
+}
+
+int store_remove(store *s, const char *id, store_model *removed, genai_error *err)
+{
+    store_model m;
+    int rc = store_db_remove_model(s->db, id, &m, err);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < m.n_files; i++) {
+        const store_file *f = &m.files[i];
+        if (!f->managed)
+            continue;
+        char extra[PATHS_MAX + 16];
+        if (unlink(f->path) != 0 && errno != ENOENT)
+            LOG_WARN(MOD, "cannot remove %s: %s", f->path, strerror(errno));
+        snprintf(extra, sizeof(extra), "%s.partial", f->path);
+        unlink(extra);
+        snprintf(extra, sizeof(extra), "%s.lock", f->path);
+        unlink(extra);
+    }
+    if (removed != NULL)
+        *removed = m;
+    else
+        store_model_free(&m);
+    return 0;
+}
