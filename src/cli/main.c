@@ -18,6 +18,7 @@ struct cli_command {
 
 static const struct cli_command commands[] = {
     {"system", "show CPUs, memory and GPUs, and what runtime build fits", cmd_system},
+    {"serve", "serve the HTTP API (OpenAI-compatible and native)", cmd_serve},
     {"inspect", "show a GGUF model's memory needs and the configuration that fits", cmd_inspect},
     {"pull", "download a model (Hugging Face or URL), resumable and verified", cmd_pull},
     {"list", "list the registered models", cmd_list},
