@@ -261,12 +261,18 @@ static void test_tensor_table(void **state)
     assert_int_equal(one_tensor("t", 1, ne33, GGUF_DT_Q4_0, 0, 64, &err), GENAI_ECORRUPT);
     assert_detail(err, "not a multiple of the q4_0 block (32)");
 
-    char longname[80];
-    memset(longname, 'x', 64);
-    longname[64] = '\0';
+    /* Names up to 127 bytes (sd.cpp's GGML_MAX_NAME=128) are read; longer refused. */
+    char longname[200];
+    memset(longname, 'x', 128);
+    longname[128] = '\0';
     assert_int_equal(one_tensor(longname, 1, ne, GGUF_DT_F32, 0, 128, &err), GENAI_ETOO_LARGE);
-    longname[63] = '\0';
+    longname[127] = '\0';
     assert_int_equal(one_tensor(longname, 1, ne, GGUF_DT_F32, 0, 128, &err), 0);
+    /* A converted sd.cpp tensor name (77 bytes). */
+    assert_int_equal(one_tensor("model.diffusion_model.output_blocks.2.1.transformer_blocks.0"
+                                ".attn1.to_q.weight",
+                                1, ne, GGUF_DT_F32, 0, 128, &err),
+                     0);
 
     /* Misaligned, past the end. */
     assert_int_equal(one_tensor("t", 1, ne, GGUF_DT_F32, 8, 256, &err), GENAI_ECORRUPT);
