@@ -205,15 +205,27 @@ static int use_hypothetical_gpus(probe_snapshot *snap, const struct inspect_opts
     return 0;
 }
 
+/* "7.24 B", "181.03 M", "375.4 k": parameter counts as model cards write them. */
+static const char *fmt_params(char *buf, size_t bufsz, uint64_t n)
+{
+    if (n >= 1000000000ull)
+        snprintf(buf, bufsz, "%.2f B", (double)n / 1e9);
+    else if (n >= 1000000ull)
+        snprintf(buf, bufsz, "%.2f M", (double)n / 1e6);
+    else
+        snprintf(buf, bufsz, "%.1f k", (double)n / 1e3);
+    return buf;
+}
+
 static void print_profile(const gguf_profile *p)
 {
-    char a[32], b[32];
+    char a[32], b[32], c[32];
     printf("Model\n");
     printf("  name         %s\n", p->name[0] ? p->name : "(none)");
     printf("  architecture %s\n", p->architecture);
-    printf("  file         %s in %u file%s, weights %s, %.2f B params\n",
+    printf("  file         %s in %u file%s, weights %s, %s params\n",
            cli_fmt_bytes(a, sizeof(a), p->file_bytes), p->n_split, p->n_split == 1 ? "" : "s",
-           cli_fmt_bytes(b, sizeof(b), p->tensor_bytes), (double)p->n_params / 1e9);
+           cli_fmt_bytes(b, sizeof(b), p->tensor_bytes), fmt_params(c, sizeof(c), p->n_params));
     printf("  layers       %u, embedding %u, feed-forward %u, vocabulary %u\n", p->n_layer,
            p->n_embd, p->n_ff, p->n_vocab);
     uint32_t kvh = p->n_layer && p->head_count_kv ? p->head_count_kv[0] : 0;

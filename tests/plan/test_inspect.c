@@ -193,6 +193,8 @@ static void test_cli_human_and_no_fit(void **state)
     run_inspect(args, &c);
     assert_int_equal(c.exit_code, 0);
     assert_non_null(strstr(c.out, "architecture llama"));
+    /* ref-tiny has 375,424 parameters (contracts/llama-server.md §2). */
+    assert_non_null(strstr(c.out, "375.4 k params"));
     assert_non_null(strstr(c.out, "-ngl 3"));
     assert_non_null(strstr(c.out, "does not fit"));
     assert_non_null(strstr(c.out, "short by"));
