@@ -14,6 +14,7 @@
 
 #include "core/alloc.h"
 #include "gguf/profile.h"
+#include "llm/runtime.h"
 #include "plan/autoconf.h"
 #include "sys/probe.h"
 
@@ -26,7 +27,7 @@
 
 struct inspect_opts {
     const char *path;
-    plan_llm_config base;
+    llm_rt_config rt; /* what `genai run` would be given */
     uint64_t gpus[MAX_HYPO_GPUS];
     uint32_t n_gpus;
     int json;
@@ -38,13 +39,14 @@ static void usage(FILE *out)
             "Usage: genai inspect FILE [--ctx N] [--ngl N|auto] [--kv TYPE] [--parallel N]\n"
             "                     [--fa on|off|auto] [--no-mmap] [--gpu SIZE ...] [--json]\n\n"
             "Show a GGUF model's shape, the memory it needs per GPU and on the host, and the\n"
-            "configuration genai would choose on this machine (or on hypothetical GPUs).\n"
+            "configuration `genai run` would choose on this machine (or on hypothetical\n"
+            "GPUs). genai launches llama-server without a prompt cache (-cram 0).\n"
             "Flags fix a value; what is not fixed is chosen to fit.\n\n"
             "  --ctx N          context length (default: the largest that fits)\n"
             "  --ngl N|auto     GPU layer units, llama.cpp's -ngl (default: auto)\n"
             "  --kv TYPE        KV cache type for K and V: f16, q8_0, q4_0, ... (default: f16,\n"
             "                   q8_0 when f16 does not fit)\n"
-            "  --parallel N     slots (default: auto = 4, unified KV cache)\n"
+            "  --parallel N     slots sharing one unified KV cache (default: 1, as genai run)\n"
             "  --fa on|off|auto flash attention (default: auto)\n"
             "  --no-mmap        load weights into anonymous memory instead of mapping them\n"
             "  --gpu SIZE       plan for a GPU of SIZE (e.g. 8GiB, 12GB, 8192MiB) instead of\n"
@@ -110,7 +112,7 @@ static int parse_size(const char *s, uint64_t *out)
 
 static int parse_args(int argc, char **argv, struct inspect_opts *o)
 {
-    plan_llm_config_init(&o->base);
+    llm_rt_config_init(&o->rt);
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -121,17 +123,17 @@ static int parse_args(int argc, char **argv, struct inspect_opts *o)
         } else if (strcmp(a, "--json") == 0) {
             o->json = 1;
         } else if (strcmp(a, "--no-mmap") == 0) {
-            o->base.use_mmap = 0;
+            o->rt.no_mmap = 1;
         } else if (strcmp(a, "--ctx") == 0) {
             if (parse_uint(v, 1u << 30, &n) < 0 || n == 0)
                 return cli_usage_error(CMD, "--ctx needs a positive number, got '%s'", v ? v : "");
-            o->base.n_ctx = (uint32_t)n;
+            o->rt.ctx = (uint32_t)n;
             i++;
         } else if (strcmp(a, "--ngl") == 0) {
             if (v != NULL && strcmp(v, "auto") == 0)
-                o->base.n_gpu_layers = PLAN_NGL_AUTO;
+                o->rt.ngl = PLAN_NGL_AUTO;
             else if (parse_uint(v, 100000, &n) == 0)
-                o->base.n_gpu_layers = (int32_t)n;
+                o->rt.ngl = (int32_t)n;
             else
                 return cli_usage_error(CMD, "--ngl needs a number or 'auto', got '%s'", v ? v : "");
             i++;
@@ -142,21 +144,21 @@ static int parse_args(int argc, char **argv, struct inspect_opts *o)
                                        "--kv needs f32, f16, bf16, q8_0, q5_1, q5_0, q4_1, "
                                        "q4_0 or iq4_nl, got '%s'",
                                        v ? v : "");
-            o->base.type_k = o->base.type_v = t;
+            o->rt.kv = t;
             i++;
         } else if (strcmp(a, "--parallel") == 0) {
             if (parse_uint(v, 4096, &n) < 0 || n == 0)
                 return cli_usage_error(CMD, "--parallel needs a positive number, got '%s'",
                                        v ? v : "");
-            o->base.n_parallel = (uint32_t)n;
+            o->rt.parallel = (uint32_t)n;
             i++;
         } else if (strcmp(a, "--fa") == 0) {
             if (v != NULL && strcmp(v, "on") == 0)
-                o->base.flash_attn = PLAN_FA_ON;
+                o->rt.fa = PLAN_FA_ON;
             else if (v != NULL && strcmp(v, "off") == 0)
-                o->base.flash_attn = PLAN_FA_OFF;
+                o->rt.fa = PLAN_FA_OFF;
             else if (v != NULL && strcmp(v, "auto") == 0)
-                o->base.flash_attn = PLAN_FA_AUTO;
+                o->rt.fa = PLAN_FA_AUTO;
             else
                 return cli_usage_error(CMD, "--fa needs on, off or auto, got '%s'", v ? v : "");
             i++;
@@ -417,9 +419,11 @@ int cmd_inspect(int argc, char **argv)
 
     plan_fit_env env;
     plan_fit_env_init(&env, &snap);
+    plan_llm_config base;
+    llm_rt_base_config(&o.rt, snap.n_gpus, &base);
     plan_llm_choice c;
     genai_error_clear(&err);
-    rc = plan_llm_autoconfig(&p, &o.base, &env, 0, &c, &err);
+    rc = plan_llm_autoconfig(&p, &base, &env, 0, &c, &err);
     if (rc < 0 && rc != GENAI_ENO_FIT) {
         cli_report(CMD, rc, &err);
         goto out_snap;

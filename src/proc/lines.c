@@ -28,6 +28,13 @@ void proc_lines_feed(proc_lines *pl, const char *data, size_t n, proc_line_fn fn
 {
     for (size_t i = 0; i < n; i++) {
         char c = data[i];
+        if (pl->after_el) {
+            pl->after_el = 0;
+            if (c == '\n' || c == '\r') {
+                pl->after_cr = c == '\r'; /* ESC[K CR LF: the LF ends nothing either */
+                continue;
+            }
+        }
         if (c == '\n' && pl->after_cr) {
             pl->after_cr = 0; /* second half of CRLF */
             continue;
@@ -43,6 +50,12 @@ void proc_lines_feed(proc_lines *pl, const char *data, size_t n, proc_line_fn fn
             pl->len = 0;
         }
         pl->buf[pl->len++] = c;
+        if (pl->eager_el && c == 'K' && pl->len >= 3 && pl->buf[pl->len - 2] == '[' &&
+            pl->buf[pl->len - 3] == '\x1b') {
+            fn(arg, pl->buf, pl->len);
+            pl->len = 0;
+            pl->after_el = 1;
+        }
     }
 }
 
@@ -52,6 +65,7 @@ void proc_lines_flush(proc_lines *pl, proc_line_fn fn, void *arg)
         fn(arg, pl->buf, pl->len);
     pl->len = 0;
     pl->after_cr = 0;
+    pl->after_el = 0;
 }
 
 void proc_lines_free(proc_lines *pl)

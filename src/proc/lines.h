@@ -7,6 +7,12 @@
  * Lines are handed over without their terminator; ANSI escapes are kept (use
  * proc_strip_ansi for display or matching).
  *
+ * With eager_el set, a line that ends in ESC [ K ("erase to end of line") is
+ * handed over at once, and the CR or LF that follows it ends nothing. Progress
+ * bars redraw as "\r<bar>ESC[K" (stable-diffusion.cpp), so without this a
+ * bar would wait in the buffer until the next redraw, one whole step later;
+ * with it the lines are the same, only delivered when they are printed.
+ *
  * proc_ring keeps copies of the last N lines of a stream: the stderr tail that
  * goes with a crash report.
  */
@@ -24,6 +30,8 @@ typedef struct proc_lines {
     size_t len;
     size_t max_line;
     int after_cr; /* the last byte seen was CR: a following LF is its pair */
+    int eager_el; /* set by the owner: a line ending in ESC [ K is complete at once */
+    int after_el; /* a line just ended at ESC [ K: a following CR or LF ends nothing */
 } proc_lines;
 
 /* Prepares a splitter for lines of at most max_line bytes (> 0). 0 or -ENOMEM. */

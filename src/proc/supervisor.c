@@ -27,6 +27,7 @@
  *   CRASHED                     otherwise                   FAILED          handle_death
  *   BACKOFF                     backoff timer               STARTED         on_backoff
  *   BACKOFF, FAILED             sup_stop                    STOPPED         sup_stop
+ *   STOPPED, BACKOFF, FAILED    sup_set_argv (no change)    (same)          sup_set_argv
  *
  * A spawn failure is reported with PROC_CAUSE_EXEC. Stop escalation inside
  * STOPPING: SIGTERM, stop_grace_ms, SIGTERM, stop_term2_ms, SIGKILL
@@ -435,6 +436,7 @@ static int do_spawn(sup *s, const char *reason, genai_error *err)
         proc_ring_clear(&s->ring[i]);
         s->lines[i].len = 0;
         s->lines[i].after_cr = 0;
+        s->lines[i].after_el = 0;
     }
     proc_spawn_opts so = {.argv = (const char *const *)s->argv,
                           .envp = (const char *const *)s->envp,
@@ -685,6 +687,7 @@ int sup_new(uv_loop_t *uv, const sup_opts *opts, sup **out, genai_error *err)
         if (proc_lines_init(&s->lines[i], o->max_line) < 0 ||
             proc_ring_init(&s->ring[i], o->ring_lines) < 0)
             goto fail;
+        s->lines[i].eager_el = o->eager_erase_line;
     }
     if (opts->log_dir != NULL) {
         rc = proc_logfile_open(&s->log, opts->log_dir, s->name, o->log_max_bytes, o->log_keep, err);
@@ -724,6 +727,21 @@ int sup_start(sup *s, genai_error *err)
     s->deaths = 0;
     s->consecutive = 0;
     return do_spawn(s, "start requested", err);
+}
+
+int sup_set_argv(sup *s, const char *const *argv, genai_error *err)
+{
+    if (argv == NULL || argv[0] == NULL)
+        return err_set(err, GENAI_EBAD_ARG, "%s: empty argv", s->name);
+    if (s->state != SUP_STOPPED && s->state != SUP_BACKOFF && s->state != SUP_FAILED)
+        return err_set(err, GENAI_EBUSY, "%s is %s", s->name, sup_state_name(s->state));
+    char **copy = copy_strv(argv);
+    if (copy == NULL)
+        return err_set(err, -ENOMEM, "copying the argv of %s", s->name);
+    free_strv(s->argv);
+    s->argv = copy;
+    s->o.argv = (const char *const *)copy;
+    return 0;
 }
 
 void sup_stop(sup *s)

@@ -113,6 +113,8 @@ typedef struct sup_opts {
     int stop_grace_ms;              /* after the first SIGTERM; 0: 5000 */
     int stop_term2_ms;              /* after the second SIGTERM; 0: 2000 */
     int oneshot;                    /* exit 0 is success (sd-cli); never restarted */
+    int eager_erase_line;           /* a line ending in ESC[K is complete at once
+                                       (progress bars, see proc/lines.h) */
     int restart_max;                /* restarts allowed per window; one more death
                                        means FAILED; 0: never restart */
     int restart_window_ms;          /* 0: 60000 */
@@ -133,6 +135,15 @@ int sup_new(uv_loop_t *uv, const sup_opts *opts, sup **out, genai_error *err);
  * PROC_CAUSE_EXEC, an event is emitted too). GENAI_EBUSY in other states.
  */
 int sup_start(sup *s, genai_error *err);
+
+/*
+ * Replaces the argv of the next spawn (a restart after BACKOFF, or the next
+ * sup_start), for example to move a child whose port was taken to another
+ * port. Only while there is no child: STOPPED, BACKOFF or FAILED (event
+ * callbacks for those states may call it); GENAI_EBUSY otherwise. The
+ * strings are copied; on failure the old argv stays.
+ */
+int sup_set_argv(sup *s, const char *const *argv, genai_error *err);
 
 /* Asks the child to stop (escalating as described above). From BACKOFF or
  * FAILED it just goes to STOPPED. No-op when already stopping or stopped. */

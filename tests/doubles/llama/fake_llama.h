@@ -71,7 +71,9 @@ typedef struct fl_config {
     int hang_on_sigterm, bind_fail;
     double mem_scale;
     const char *port_file;
-    const char *fake_gpu; /* GENAI_FAKE_GPU */
+    const char *ready_file;  /* FAKE_LLAMA_READY_FILE */
+    const char *props_alias; /* FAKE_LLAMA_PROPS_ALIAS */
+    const char *fake_gpu;    /* GENAI_FAKE_GPU */
 } fl_config;
 
 /* What the configuration implies once the model is "loaded" (§4, memory.md). */

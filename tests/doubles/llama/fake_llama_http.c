@@ -83,6 +83,8 @@ static void sleep_ms(long ms)
 
 static const char *model_id(void)
 {
+    if (fl_cfg.props_alias != NULL)
+        return fl_cfg.props_alias; /* a server started with another configuration */
     if (fl_cfg.n_aliases > 0)
         return fl_cfg.aliases[0];
     return fl_cfg.model != NULL ? fl_cfg.model : "";

@@ -624,6 +624,8 @@ static void load_switches(void)
         exit(2);
     }
     fl_cfg.port_file = getenv("FAKE_LLAMA_PORT_FILE");
+    fl_cfg.ready_file = getenv("FAKE_LLAMA_READY_FILE");
+    fl_cfg.props_alias = getenv("FAKE_LLAMA_PROPS_ALIAS");
     fl_cfg.fake_gpu = getenv("GENAI_FAKE_GPU");
 }
 
@@ -677,6 +679,22 @@ static void write_port_file(void)
     fprintf(f, "%d %u\n", (int)getpid(), fl_rt.port);
     fclose(f);
     rename(tmp, fl_cfg.port_file);
+}
+
+/* FAKE_LLAMA_READY_FILE: the CLOCK_MONOTONIC instant from which /health
+ * answers 200, "<sec>.<nsec>\n", for latency benchmarks. */
+static void write_ready_file(const struct timespec *now)
+{
+    if (fl_cfg.ready_file == NULL)
+        return;
+    char tmp[4096];
+    snprintf(tmp, sizeof(tmp), "%s.tmp.%d", fl_cfg.ready_file, (int)getpid());
+    FILE *f = fopen(tmp, "we");
+    if (f == NULL)
+        return;
+    fprintf(f, "%lld.%09ld\n", (long long)now->tv_sec, now->tv_nsec);
+    fclose(f);
+    rename(tmp, fl_cfg.ready_file);
 }
 
 static void defaults(void)
@@ -770,7 +788,10 @@ int main(int argc, char **argv)
         if (fl_model_load() != 0)
             return 1;
     }
+    struct timespec ready_at; /* taken before /health can answer 200 */
+    clock_gettime(CLOCK_MONOTONIC, &ready_at);
     atomic_store(&fl_ready, 1);
+    write_ready_file(&ready_at);
     fl_log(3, 'I', "srv  llama_server: model loaded");
 
     struct sigaction sa;
