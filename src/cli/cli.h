@@ -25,6 +25,7 @@ int cmd_list(int argc, char **argv);
 int cmd_show(int argc, char **argv);
 int cmd_rm(int argc, char **argv);
 int cmd_add(int argc, char **argv);
+int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 /* JSON object describing a registered model (cmd_show.c); caller owns the
  * reference; NULL when out of memory. */

@@ -32,6 +32,7 @@
  *                                       and wait for a signal forever
  *   FAKE_SD_GPU_HOLD_MS=n               GPU memory still counts n ms after exit
  *   FAKE_SD_PID_FILE=path               write the pid there at start
+ *   FAKE_SD_IGNORE_TERM=1               ignore SIGTERM (escalation tests)
  */
 #include "sd_png_write.h"
 
@@ -1072,6 +1073,10 @@ int main(int argc, char **argv)
         return 0;
     }
     write_pid_file();
+    /* Not sd-cli's behaviour (it dies at SIGTERM): lets tests drive the
+     * supervisor's escalation to SIGKILL. */
+    if (env_long("FAKE_SD_IGNORE_TERM", 0) == 1)
+        signal(SIGTERM, SIG_IGN);
     struct opts o;
     parse_args(argc, argv, &o);
     if (o.warn_auto_resize)
