@@ -21,6 +21,12 @@ packages=(
   libssl-dev libcmocka-dev libarchive-dev
   curl python3
 )
+# node and npm run the OpenAI JavaScript client test (tests/http/openai_client).
+# Any install of them will do: Debian's nodejs and npm, or NodeSource's nodejs,
+# which bundles npm and conflicts with Debian's npm package, so check commands.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  packages+=(nodejs npm)
+fi
 
 if ! command -v dpkg-query >/dev/null 2>&1; then
   echo "install-deps: this script installs with apt-get (Debian/Ubuntu);" >&2

@@ -27,10 +27,14 @@ int cmd_rm(int argc, char **argv);
 int cmd_add(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+int cmd_stop(int argc, char **argv);
+int cmd_logs(int argc, char **argv);
 /* JSON object describing a registered model (cmd_show.c); caller owns the
  * reference; NULL when out of memory. */
 struct store_model;
 json_t *cli_model_json(const struct store_model *m);
+/* Prints a diffusion model's detection and effective settings (cmd_show.c). */
 
 /* Prints "genai CMD: <message>[: detail]" to stderr for a failed call. */
 void cli_report(const char *cmd, int code, const genai_error *err);

@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/paths.h"
+#include "http/native.h"
 #include "http/server.h"
 
 #include <errno.h>
@@ -181,6 +182,7 @@ int cmd_serve(int argc, char **argv)
     /* MHD sends with MSG_NOSIGNAL; this is for any other write to a socket. */
     signal(SIGPIPE, SIG_IGN);
 
+    http_native_init(NULL, NULL); /* log ring, uptime, POST /api/shutdown */
     loop *l = NULL;
     if ((rc = loop_start(&l, &err)) < 0) {
         cli_report("serve", rc, &err);

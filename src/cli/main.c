@@ -27,6 +27,9 @@ static const struct cli_command commands[] = {
     {"add", "register local model files in place", cmd_add},
     {"image", "make an image with stable-diffusion.cpp", cmd_image},
     {"run", "start a model with the configuration that fits and chat with it", cmd_run},
+    {"status", "show whether the daemon runs: address, uptime, memory, runtimes", cmd_status},
+    {"stop", "ask the running daemon to shut down and wait until it has", cmd_stop},
+    {"logs", "print the running daemon's recent log lines", cmd_logs},
 };
 
 static void usage(FILE *out)

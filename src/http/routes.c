@@ -7,6 +7,8 @@
  */
 #include "http/routes.h"
 
+#include "http/native.h"
+
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/sbuf.h"
@@ -18,8 +20,19 @@ const http_route http_routes[] = {
     {"GET", "/health", HTTP_ROUTE_PUBLIC, http_h_health},
     {"GET", "/metrics", 0, http_h_metrics},
     {"GET", "/v1/system", 0, http_h_system},
-    {"GET", "/v1/models", 0, http_h_models},
+    {"GET", "/v1/models", 0, http_h_v1_models},
+    {"GET", "/v1/models/", HTTP_ROUTE_PREFIX, http_h_v1_model_get},
     {"GET", "/v1/events", 0, http_h_events},
+    /* Native API (native.h, docs/api.md). The exact pull route comes before
+     * the /api/models/{id} prefix routes: the first match wins. */
+    {"GET", "/api/system", 0, http_h_system},
+    {"GET", "/api/status", 0, http_h_api_status},
+    {"GET", "/api/logs", 0, http_h_api_logs},
+    {"POST", "/api/shutdown", 0, http_h_api_shutdown},
+    {"GET", "/api/models", 0, http_h_api_models},
+    {"POST", "/api/models/pull", HTTP_ROUTE_JSON, http_h_api_model_pull},
+    {"GET", "/api/models/", HTTP_ROUTE_PREFIX, http_h_api_model_get},
+    {"DELETE", "/api/models/", HTTP_ROUTE_PREFIX, http_h_api_model_delete},
 };
 
 const size_t http_n_routes = sizeof(http_routes) / sizeof(http_routes[0]);
@@ -40,17 +53,6 @@ void http_h_metrics(http_request *req)
     }
     http_reply(req, 200, "text/plain; version=0.0.4; charset=utf-8", sbuf_str(&out), out.len, NULL);
     sbuf_free(&out);
-}
-
-void http_h_models(http_request *req)
-{
-    json_t *data = http_server_models(http_req_server(req));
-    json_t *body = json_pack("{s:s, s:o}", "object", "list", "data", data);
-    if (body == NULL) {
-        http_reply_error(req, 500, "internal", "out of memory listing models", NULL);
-        return;
-    }
-    http_reply_json(req, 200, body);
 }
 
 typedef struct system_work {

@@ -18,8 +18,6 @@ void http_h_health(http_request *req);
 void http_h_system(http_request *req);
 /* GET /metrics: Prometheus text exposition. */
 void http_h_metrics(http_request *req);
-/* GET /v1/models: {"object":"list","data":[...]} from the models provider. */
-void http_h_models(http_request *req);
 /* GET /v1/events: the event bus as Server-Sent Events (sse.c). */
 void http_h_events(http_request *req);
 

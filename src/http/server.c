@@ -121,7 +121,8 @@ struct http_request {
     sbuf body;
     int too_large;
     int dispatched;
-    int fd_dup; /* handed to the watch at dispatch */
+    int peer_loopback; /* the client connected from a loopback address */
+    int fd_dup;        /* handed to the watch at dispatch */
     uint64_t start_ns;
 
     /* Loop thread only. */
@@ -675,6 +676,19 @@ int http_req_aborted(const http_request *r)
     return a;
 }
 
+int http_req_stopping(http_request *r)
+{
+    pthread_mutex_lock(&r->mu);
+    int failed = r->failed;
+    pthread_mutex_unlock(&r->mu);
+    return failed;
+}
+
+int http_req_peer_loopback(const http_request *r)
+{
+    return r->peer_loopback;
+}
+
 void http_req_on_abort(http_request *r, http_abort_fn fn, void *arg)
 {
     r->abort_fn = fn;
@@ -1007,6 +1021,27 @@ static enum MHD_Result collect_kv(void *cls, enum MHD_ValueKind kind, const char
     return MHD_YES;
 }
 
+/* Whether the client's address is 127.0.0.0/8, ::1 or ::ffff:127.0.0.0/104. */
+static int peer_is_loopback(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (ci == NULL || ci->client_addr == NULL)
+        return 0;
+    const struct sockaddr *sa = ci->client_addr;
+    if (sa->sa_family == AF_INET) {
+        const struct sockaddr_in *in = (const struct sockaddr_in *)(const void *)sa;
+        return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+    }
+    if (sa->sa_family == AF_INET6) {
+        const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)(const void *)sa;
+        if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr))
+            return 1;
+        return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+    }
+    return 0;
+}
+
 static http_request *req_new(http_server *s, struct MHD_Connection *conn, const char *url,
                              const char *method)
 {
@@ -1028,6 +1063,7 @@ static http_request *req_new(http_server *s, struct MHD_Connection *conn, const 
     r->n_headers = h.n;
     r->query = q.v;
     r->n_query = q.n;
+    r->peer_loopback = peer_is_loopback(conn);
     if (r->method == NULL || r->path == NULL || h.failed || q.failed) {
         req_free(r);
         return NULL;

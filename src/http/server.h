@@ -115,6 +115,11 @@ const char *http_req_body(const http_request *r, size_t *len);
 json_t *http_req_json(const http_request *r);
 /* True once the client went away or the server began stopping. */
 int http_req_aborted(const http_request *r);
+/* True once the server began stopping (not for a client that went away):
+ * lets an abort hook tell a shutdown from a hang-up. */
+int http_req_stopping(http_request *r);
+/* True when the client connected from a loopback address. */
+int http_req_peer_loopback(const http_request *r);
 /* Sets (or clears, fn NULL) the abort hook. */
 void http_req_on_abort(http_request *r, http_abort_fn fn, void *arg);
 

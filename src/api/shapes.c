@@ -1,0 +1,89 @@
+/*
+ * shapes.c - JSON shapes of registered models (see shapes.h).
+ *
+ * The cached GGUF profile is stored as JSON text in the registry; it is parsed
+ * back here so that clients get an object, and a row whose cached text does
+ * not parse (written by a buggy or newer genai) shows "profile": null rather
+ * than failing the whole listing.
+ */
+#include "api/shapes.h"
+
+#include <errno.h>
+
+json_t *api_model_json(const store_model *m)
+{
+    json_t *files = json_array();
+    json_t *o = json_object();
+    if (files == NULL || o == NULL)
+        goto fail;
+    for (size_t i = 0; i < m->n_files; i++) {
+        const store_file *f = &m->files[i];
+        json_t *jf =
+            json_pack("{s:s, s:s, s:s, s:I, s:b}", "role", f->role, "path", f->path, "sha256",
+                      f->sha256, "size", (json_int_t)f->size, "managed", f->managed);
+        if (jf == NULL)
+            goto fail;
+        if (f->url != NULL && json_object_set_new(jf, "url", json_string(f->url)) != 0) {
+            json_decref(jf);
+            goto fail;
+        }
+        if (json_array_append_new(files, jf) != 0)
+            goto fail;
+    }
+    json_t *profile = m->profile_json != NULL ? json_loads(m->profile_json, 0, NULL) : NULL;
+    int bad = 0;
+    bad |= json_object_set_new(o, "id", json_string(m->id));
+    bad |= json_object_set_new(o, "name", json_string(m->name));
+    bad |= json_object_set_new(o, "kind", json_string(store_kind_name(m->kind)));
+    bad |= json_object_set_new(o, "size", json_integer((json_int_t)m->size));
+    bad |= json_object_set_new(o, "sha256", json_string(m->sha256));
+    bad |=
+        json_object_set_new(o, "source", m->source_url ? json_string(m->source_url) : json_null());
+    bad |= json_object_set_new(o, "hf_repo", m->hf_repo ? json_string(m->hf_repo) : json_null());
+    bad |= json_object_set_new(o, "hf_revision",
+                               m->hf_revision ? json_string(m->hf_revision) : json_null());
+    bad |= json_object_set_new(o, "added_at", json_integer((json_int_t)m->added_at));
+    bad |= json_object_set_new(o, "profile", profile != NULL ? profile : json_null());
+    bad |= json_object_set_new(o, "files", files);
+    if (bad) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+
+fail:
+    json_decref(files);
+    json_decref(o);
+    return NULL;
+}
+
+json_t *api_model_openai_json(const store_model *m)
+{
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", m->id, "object", "model", "created",
+                     (json_int_t)m->added_at, "owned_by", "genai");
+}
+
+int api_models_json(store_db *db, int openai, json_t **out, genai_error *err)
+{
+    store_model *v = NULL;
+    size_t n = 0;
+    int rc = store_db_list_models(db, &v, &n, err);
+    if (rc < 0)
+        return rc;
+    json_t *arr = json_array();
+    if (arr == NULL)
+        goto nomem;
+    for (size_t i = 0; i < n; i++) {
+        json_t *one = openai ? api_model_openai_json(&v[i]) : api_model_json(&v[i]);
+        if (one == NULL || json_array_append_new(arr, one) != 0)
+            goto nomem;
+    }
+    store_model_list_free(v, n);
+    *out = arr;
+    return 0;
+
+nomem:
+    json_decref(arr);
+    store_model_list_free(v, n);
+    return err_set(err, -ENOMEM, "listing models");
+}

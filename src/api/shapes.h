@@ -1,0 +1,33 @@
+/*
+ * shapes.h - the JSON shapes of genai's public objects (a registered model,
+ * the model list), shared by the C library (include/genai.h) and the HTTP API
+ * (src/http/routes_models.c) so that the two can never describe a model
+ * differently. The shapes are documented in docs/api.md.
+ */
+#ifndef GENAI_API_SHAPES_H
+#define GENAI_API_SHAPES_H
+
+#include "store/registry.h"
+
+#include <jansson.h>
+
+/*
+ * The native shape of one model: {id, name, kind, size, sha256, source,
+ * hf_repo, hf_revision, added_at, profile, files:[{role, path, sha256, size,
+ * managed, url?}]}. A new reference the caller owns; NULL when out of memory.
+ */
+json_t *api_model_json(const store_model *m);
+
+/* The OpenAI shape: {id, object:"model", created, owned_by:"genai"}. A new
+ * reference; NULL when out of memory. */
+json_t *api_model_openai_json(const store_model *m);
+
+/*
+ * Lists the registry into a new JSON array of api_model_json objects
+ * (openai = 0) or api_model_openai_json objects (openai = 1). *out is a new
+ * reference owned by the caller, written only on success. Blocking (SQLite):
+ * never on the loop thread.
+ */
+int api_models_json(store_db *db, int openai, json_t **out, genai_error *err);
+
+#endif
