@@ -27,6 +27,7 @@ int cmd_rm(int argc, char **argv);
 int cmd_add(int argc, char **argv);
 int cmd_image(int argc, char **argv);
 int cmd_run(int argc, char **argv);
+int cmd_settings(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
@@ -35,6 +36,10 @@ int cmd_logs(int argc, char **argv);
 struct store_model;
 json_t *cli_model_json(const struct store_model *m);
 /* Prints a diffusion model's detection and effective settings (cmd_show.c). */
+void cli_print_dm(FILE *out, const struct store_model *m);
+/* Prints one settings row (size, steps, cfg, guidance, sampler, ...). */
+struct dm_settings;
+void cli_print_dm_settings(FILE *out, const struct dm_settings *s);
 
 /* Prints "genai CMD: <message>[: detail]" to stderr for a failed call. */
 void cli_report(const char *cmd, int code, const genai_error *err);

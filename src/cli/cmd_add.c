@@ -1,10 +1,14 @@
 /*
  * cmd_add.c - `genai add PATH [--kind diffusion --vae FILE ...]`: register
  * local files in place (nothing is copied; `genai rm` leaves them on disk).
- * Each file is hashed; a GGUF file without the GGUF magic is refused.
+ * Each file is hashed; a GGUF file without the GGUF magic is refused. A
+ * diffusion model's family is detected from its files and stored; a set
+ * that lacks a component its family needs is refused, naming the role and
+ * the flag that adds it (src/store/dmodel.h).
  */
 #include "cli.h"
 
+#include "store/dmodel.h"
 #include "store/store.h"
 
 #include <string.h>
@@ -16,10 +20,13 @@ static void usage(FILE *out)
     fprintf(out,
             "Usage: genai add PATH [--name ID] [--display-name TEXT] [--kind llm|diffusion]\n"
             "                      [--vae FILE] [--clip-l FILE] [--clip-g FILE] [--t5xxl FILE]\n"
-            "                      [--text-encoder FILE] [--json]\n\n"
+            "                      [--json]\n\n"
             "Registers local model files where they are. PATH is the LLM (first shard\n"
-            "of a split model) or the diffusion model; the other flags name the\n"
-            "components of a diffusion model.\n");
+            "of a split model) or the diffusion model (a checkpoint, or the diffusion\n"
+            "model alone); the other flags name the components of a diffusion model\n"
+            "(registry roles vae, clip_l, clip_g, t5xxl). A diffusion model's family is\n"
+            "detected from its files; a set missing a part its family needs (Flux: the\n"
+            "CLIP-L and T5-XXL encoders and the VAE) is refused.\n");
 }
 
 int cmd_add(int argc, char **argv)
@@ -27,11 +34,8 @@ int cmd_add(int argc, char **argv)
     static const struct {
         const char *flag;
         const char *role;
-    } roles[] = {{"--vae", "vae"},
-                 {"--clip-l", "clip_l"},
-                 {"--clip-g", "clip_g"},
-                 {"--t5xxl", "t5xxl"},
-                 {"--text-encoder", "text_encoder"}};
+    } roles[] = {
+        {"--vae", "vae"}, {"--clip-l", "clip_l"}, {"--clip-g", "clip_g"}, {"--t5xxl", "t5xxl"}};
     store_add_file files[ADD_MAX_FILES];
     size_t n = 1;
     const char *path = NULL, *id = NULL, *name = NULL, *kind_text = NULL;
@@ -94,6 +98,8 @@ int cmd_add(int argc, char **argv)
     store_close(s);
     if (rc < 0) {
         cli_report("add", rc, &e);
+        if (rc == GENAI_ENOT_FOUND && kind == STORE_KIND_DIFFUSION)
+            fprintf(stderr, "Give the missing parts with --clip-l, --clip-g, --t5xxl or --vae.\n");
         return CLI_FAIL;
     }
     int status = CLI_OK;
@@ -103,6 +109,10 @@ int cmd_add(int argc, char **argv)
         char size[32];
         printf("added %s (%s, %zu file%s, in place)\n", m.id,
                cli_fmt_bytes(size, sizeof(size), m.size), m.n_files, m.n_files == 1 ? "" : "s");
+        dm_detection d;
+        if (kind == STORE_KIND_DIFFUSION && store_dm_detection(&m, &d, NULL) == 0)
+            printf("family: %s %s (%s confidence: %s)\n", dm_family_display(d.family),
+                   dm_variant_name(d.variant), dm_confidence_name(d.confidence), d.evidence);
     }
     store_model_free(&m);
     return status;

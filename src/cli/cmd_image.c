@@ -10,6 +10,15 @@
  * runner stops sd-cli (escalating to SIGKILL), reaps it and removes its
  * output directory before the command exits with status 130.
  *
+ * The model is a file (-m CHECKPOINT, or --diffusion-model with its
+ * components) or a registered model's id (-m ID: its files by role and its
+ * settings override). Before the job is queued the runner applies the
+ * model's settings (src/image/resolve.h): what the request leaves out takes
+ * the model's values, and what it asks outside the model's range is
+ * adjusted with a warning, or refused under --policy strict. The settings
+ * used and every warning are printed (stderr; in the "done" event with
+ * --json).
+ *
  * Output files: one image is written to the -o path; a batch of N writes
  * <stem>-1<ext> ... <stem>-N<ext> (out.png -> out-1.png, out-2.png). Each
  * file is written to a temporary name beside it and renamed into place, so a
@@ -19,6 +28,8 @@
 #include "core/alloc.h"
 #include "core/paths.h"
 #include "image/runner.h"
+#include "store/dmodel.h"
+#include "store/store.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -47,18 +58,25 @@ struct image_ctx {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: genai image PROMPT -m MODEL [-o out.png] [options]\n"
+            "Usage: genai image PROMPT -m MODEL|ID [-o out.png] [options]\n"
             "       genai image PROMPT --diffusion-model F [--vae F] [--clip-l F] [--clip-g F]\n"
             "                   [--t5xxl F] [-o out.png] [options]\n\n"
             "Makes an image with stable-diffusion.cpp's sd-cli (found through --sd-cli,\n"
-            "GENAI_SD_CLI or PATH). genai picks where each part runs so the job fits in\n"
+            "GENAI_SD_CLI or PATH). -m takes a checkpoint file or a registered model's\n"
+            "id (genai list). genai picks where each part runs so the job fits in\n"
             "memory; the flags below are a floor it adds to.\n\n"
+            "Settings the command leaves out take the model's own (see 'genai show ID',\n"
+            "'genai settings ID'); a value outside what the model supports is adjusted\n"
+            "with a warning, or refused with --policy strict.\n\n"
             "Options:\n"
             "  -o, --output FILE     PNG to write (default output.png); a batch writes\n"
             "                        FILE-1.png, FILE-2.png, ...\n"
-            "  --size WxH            multiples of 64, 64..4096 (default 512x512)\n"
-            "  --steps N             sampling steps, 1..100 (default 20)\n"
+            "  --size WxH            multiples of 64, 64..4096 (default: the model's)\n"
+            "  --steps N             sampling steps, 1..100 (default: the model's)\n"
             "  --cfg X               cfg-scale, 0..30 (default: the model's)\n"
+            "  --guidance X          distilled guidance, 0..30 (Flux dev; default 3.5)\n"
+            "  --policy P            adjust (default: the model's) or strict: what to do\n"
+            "                        with a value outside what the model supports\n"
             "  --seed N              seed (default: random, printed)\n"
             "  --negative TEXT       negative prompt\n"
             "  --sampler S           e.g. euler_a, euler, dpm++2m\n"
@@ -246,6 +264,40 @@ static int write_atomic(const char *path, const uint8_t *data, size_t len, genai
     return 0;
 }
 
+/* The model's settings as applied, and each warning, on stderr (human
+ * mode); with --json they travel in the "done" event. */
+static void report_settings(struct image_ctx *c, const img_run_info *in)
+{
+    const img_resolution *res = in != NULL ? in->resolution : NULL;
+    if (c->json || res == NULL)
+        return;
+    if (!res->known) {
+        fprintf(stderr, "genai image: note: %s\n", res->note);
+        return;
+    }
+    const dm_resolved *r = &res->resolved;
+    char label[64], guidance[32] = "";
+    if (r->use_guidance)
+        snprintf(guidance, sizeof(guidance), ", guidance %g", r->guidance);
+    fprintf(stderr, "genai image: %s: %ux%u, %u steps, cfg %g%s, %s/%s\n",
+            img_model_label(&res->settings, label, sizeof(label)), r->width, r->height, r->steps,
+            r->cfg, guidance, r->sampler, r->scheduler);
+    for (size_t i = 0; i < r->n_warnings; i++)
+        fprintf(stderr, "genai image: warning: %s\n", r->warnings[i].message);
+}
+
+/* Adds {"model_settings": ...} to a "done" event. */
+static void add_settings_json(json_t *o, const img_run_info *in)
+{
+    if (o == NULL || in == NULL || in->resolution == NULL)
+        return;
+    json_t *r = img_resolution_to_json(in->resolution);
+    if (r == NULL)
+        return;
+    json_object_set(o, "warnings", json_object_get(r, "warnings"));
+    json_object_set_new(o, "model_settings", r);
+}
+
 static int report_success(struct image_ctx *c, const img_job *j, const img_run_info *in,
                           const char *out)
 {
@@ -283,6 +335,7 @@ static int report_success(struct image_ctx *c, const img_job *j, const img_run_i
                           seeds, "seed", (json_int_t)j->req.seed, "width", (int)j->results[0].width,
                           "height", (int)j->results[0].height, "seconds", secs, "placement",
                           in != NULL ? in->placement_str : "");
+    add_settings_json(o, in);
     return emit_json(o) == 0 ? CLI_OK : CLI_FAIL;
 }
 
@@ -314,6 +367,7 @@ static int report_failure(struct image_ctx *c, const img_job *j, const img_run_i
         if (in->planned)
             json_object_set_new(o, "placement", json_string(in->placement_str));
     }
+    add_settings_json(o, in);
     emit_json(o);
     return cancelled ? 130 : CLI_FAIL;
 }
@@ -326,18 +380,79 @@ struct image_args {
     const char *out;
     const char *sd_cli;
     int json;
+    store_model reg; /* -m ID: the registered model whose files req points to */
+    int has_reg;
 };
 
 static int takes_value(const char *f)
 {
     static const char *const valued[] = {
-        "-m",          "--model", "--diffusion-model", "--vae",    "--clip-l",   "--clip-g",
-        "--t5xxl",     "-o",      "--output",          "--sd-cli", "--negative", "--sampler",
-        "--scheduler", "--size",  "--steps",           "--batch",  "--threads",  "--seed",
-        "--cfg"};
+        "-m",          "--model",    "--diffusion-model", "--vae",    "--clip-l",   "--clip-g",
+        "--t5xxl",     "-o",         "--output",          "--sd-cli", "--negative", "--sampler",
+        "--scheduler", "--size",     "--steps",           "--batch",  "--threads",  "--seed",
+        "--cfg",       "--guidance", "--policy"};
     for (size_t i = 0; i < sizeof(valued) / sizeof(valued[0]); i++)
         if (strcmp(f, valued[i]) == 0)
             return 1;
+    return 0;
+}
+
+/*
+ * -m ID: the registered model's files by role and its settings override. A
+ * model whose text encoders come as separate files runs as
+ * --diffusion-model plus components; one that has none is a checkpoint (-m)
+ * with, at most, its own VAE. Component flags given on the command line
+ * replace the registered ones.
+ */
+static int use_registered(struct image_args *a, const char *id, genai_error *err)
+{
+    store *s = NULL;
+    int rc = store_open(&s, err);
+    if (rc == 0)
+        rc = store_db_get_model(store_registry(s), id, &a->reg, err);
+    store_close(s);
+    if (rc == GENAI_ENOT_FOUND)
+        return err_set(err, rc, "'%s' is neither a file nor a registered model (genai list)", id);
+    if (rc < 0)
+        return rc;
+    a->has_reg = 1;
+    if (a->reg.kind != STORE_KIND_DIFFUSION)
+        return err_set(err, GENAI_EBAD_ARG, "model %s is an LLM; try 'genai run %s'", id, id);
+    dm_component comps[DM_ROLE__COUNT];
+    size_t n = 0;
+    if ((rc = store_dm_components(&a->reg, comps, &n, err)) < 0)
+        return rc;
+    img_request *r = &a->req;
+    const char *main_file = NULL;
+    int split = 0;
+    for (size_t i = 0; i < n; i++) {
+        char *path = (char *)comps[i].path;
+        switch (comps[i].role) {
+        case DM_ROLE_MODEL:
+            main_file = path;
+            break;
+        case DM_ROLE_CLIP_L:
+            r->clip_l = r->clip_l != NULL ? r->clip_l : path;
+            split = 1;
+            break;
+        case DM_ROLE_CLIP_G:
+            r->clip_g = r->clip_g != NULL ? r->clip_g : path;
+            split = 1;
+            break;
+        case DM_ROLE_T5XXL:
+            r->t5xxl = r->t5xxl != NULL ? r->t5xxl : path;
+            split = 1;
+            break;
+        default:
+            r->vae = r->vae != NULL ? r->vae : path;
+            break;
+        }
+    }
+    if (main_file == NULL)
+        return err_set(err, GENAI_ECORRUPT, "model %s has no file with role model", id);
+    r->model = split ? NULL : (char *)main_file;
+    r->diffusion_model = split ? (char *)main_file : NULL;
+    r->settings_json = a->reg.settings_json;
     return 0;
 }
 
@@ -420,14 +535,24 @@ static int parse_args(int argc, char **argv, struct image_args *a)
                 return cli_usage_error(CMD, "--seed wants a number >= 0, not '%s'", v);
             r->seed = s;
             r->has_seed = 1;
-        } else if (strcmp(f, "--cfg") == 0) {
+        } else if (strcmp(f, "--cfg") == 0 || strcmp(f, "--guidance") == 0) {
             char *end;
             errno = 0;
             double d = strtod(v, &end);
             if (end == v || *end != '\0' || errno != 0 || !isfinite(d))
-                return cli_usage_error(CMD, "--cfg wants a number, not '%s'", v);
-            r->cfg_scale = d;
-            r->has_cfg = 1;
+                return cli_usage_error(CMD, "%s wants a number, not '%s'", f, v);
+            if (f[2] == 'c') {
+                r->cfg_scale = d;
+                r->has_cfg = 1;
+            } else {
+                r->guidance = d;
+                r->has_guidance = 1;
+            }
+        } else if (strcmp(f, "--policy") == 0) {
+            enum dm_policy p;
+            if (dm_policy_parse(v, &p, NULL) < 0)
+                return cli_usage_error(CMD, "--policy is adjust or strict, not '%s'", v);
+            r->policy = (int)p;
         } else if (f[0] == '-' && f[1] != '\0') {
             return cli_usage_error(CMD, "unknown option '%s'", f);
         } else if (r->prompt == NULL) {
@@ -441,8 +566,16 @@ static int parse_args(int argc, char **argv, struct image_args *a)
     if (r->prompt == NULL)
         return cli_usage_error(CMD, "a prompt is required");
     if (r->model == NULL && r->diffusion_model == NULL)
-        return cli_usage_error(CMD, "a model is required (-m FILE or --diffusion-model FILE)");
+        return cli_usage_error(CMD, "a model is required (-m FILE|ID or --diffusion-model FILE)");
     genai_error e;
+    genai_error_clear(&e);
+    int rc = 0;
+    if (r->model != NULL && access(r->model, F_OK) != 0 && store_id_valid(r->model))
+        rc = use_registered(a, r->model, &e);
+    if (rc < 0) {
+        cli_report(CMD, rc, &e);
+        return CLI_FAIL;
+    }
     if (img_request_validate(r, &e) < 0)
         return cli_usage_error(CMD, "%s", e.detail);
     return 0;
@@ -452,8 +585,10 @@ int cmd_image(int argc, char **argv)
 {
     struct image_args a;
     int rc = parse_args(argc, argv, &a);
-    if (rc != 0)
+    if (rc != 0) {
+        store_model_free(&a.reg);
         return rc == 1 ? CLI_OK : rc;
+    }
 
     struct image_ctx c;
     memset(&c, 0, sizeof(c));
@@ -461,6 +596,7 @@ int cmd_image(int argc, char **argv)
     c.tty = !a.json && cli_is_tty(2);
     if (uv_loop_init(&c.loop) != 0) {
         fprintf(stderr, "genai image: cannot create an event loop\n");
+        store_model_free(&a.reg);
         return CLI_FAIL;
     }
     img_runner_opts o = {.sd_cli = a.sd_cli, .on_progress = on_progress, .arg = &c};
@@ -471,9 +607,15 @@ int cmd_image(int argc, char **argv)
         rc = img_runner_submit(c.runner, &a.req, &a.jo, &c.id, &e);
     int status = CLI_FAIL;
     if (rc < 0) {
+        /* Refused before sd-cli ran: a missing component, or a setting the
+         * model does not support under the strict policy. */
         cli_report(CMD, rc, &e);
+        if (c.json)
+            emit_json(json_pack("{s:s, s:s, s:s, s:s}", "event", "done", "state", "failed", "error",
+                                e.detail, "code", genai_err_name(rc)));
         goto out;
     }
+    report_settings(&c, img_runner_info(c.runner, c.id));
     uv_signal_init(&c.loop, &c.sigint);
     uv_signal_init(&c.loop, &c.sigterm);
     c.sigint.data = c.sigterm.data = &c;
@@ -501,5 +643,6 @@ out:
     img_runner_free(c.runner);
     uv_run(&c.loop, UV_RUN_DEFAULT);
     uv_loop_close(&c.loop);
+    store_model_free(&a.reg);
     return status;
 }

@@ -1,14 +1,96 @@
 /*
  * cmd_show.c - `genai show ID [--json]`: one registered model, its files and
- * where they came from. Also home of cli_model_json(), the JSON shape of a
- * model shared by pull, list, show, rm and add.
+ * where they came from; for a diffusion model also its family detection
+ * (family, variant, confidence, evidence) and its effective generation
+ * settings (the built-in row merged with the registry's override). Also home
+ * of cli_model_json(), the JSON shape of a model shared by pull, list, show,
+ * rm, add and settings, and of cli_print_dm().
  */
 #include "cli.h"
 
+#include "store/dmodel.h"
 #include "store/store.h"
 
 #include <string.h>
 #include <time.h>
+
+/* "detection", "settings" (effective; null when the family is unknown) and
+ * "settings_override" (the registry's, or null) of a diffusion model. */
+static void add_dm_json(json_t *o, const store_model *m)
+{
+    dm_detection d;
+    dm_settings st;
+    genai_error e;
+    json_t *det = NULL, *set = NULL, *ovr = NULL;
+    if (store_dm_detection(m, &d, &e) == 0) {
+        det = dm_detection_to_json(&d);
+        if (d.family != DM_FAMILY_UNKNOWN && store_dm_settings(m, &d, &st, &e) == 0)
+            set = dm_settings_to_json(&st);
+    }
+    if (m->settings_json != NULL)
+        ovr = json_loads(m->settings_json, 0, NULL);
+    json_object_set_new(o, "detection", det != NULL ? det : json_null());
+    json_object_set_new(o, "settings", set != NULL ? set : json_null());
+    json_object_set_new(o, "settings_override", ovr != NULL ? ovr : json_null());
+}
+
+static void print_range_u(FILE *out, const char *what, uint32_t def, uint32_t lo, uint32_t hi)
+{
+    fprintf(out, "  %-16s %u (%u..%u)\n", what, def, lo, hi);
+}
+
+static void print_range_d(FILE *out, const char *what, double def, double lo, double hi)
+{
+    fprintf(out, "  %-16s %g (%g..%g)\n", what, def, lo, hi);
+}
+
+void cli_print_dm_settings(FILE *out, const dm_settings *s)
+{
+    fprintf(out, "  %-16s %ux%u (sides %u..%u, multiples of %u)\n", "size", s->width, s->height,
+            s->side_min, s->side_max, s->side_multiple);
+    print_range_u(out, "steps", s->steps, s->steps_min, s->steps_max);
+    print_range_d(out, "cfg", s->cfg, s->cfg_min, s->cfg_max);
+    if (s->guidance == 0 && s->guidance_min == 0 && s->guidance_max == 0)
+        fprintf(out, "  %-16s none (no distilled-guidance input)\n", "guidance");
+    else
+        print_range_d(out, "guidance", s->guidance, s->guidance_min, s->guidance_max);
+    fprintf(out, "  %-16s %s\n  %-16s %s\n  %-16s %s\n  %-16s %s\n", "sampler", s->sampler,
+            "scheduler", s->scheduler, "negative prompt",
+            s->negative_prompt ? "has an effect" : "no effect (runs at cfg 1)", "policy",
+            dm_policy_name(s->policy));
+}
+
+void cli_print_dm(FILE *out, const struct store_model *m)
+{
+    dm_detection d;
+    dm_settings st;
+    genai_error e;
+    genai_error_clear(&e);
+    if (store_dm_detection(m, &d, &e) < 0) {
+        fprintf(out, "family:    not known (%s)\n", e.detail);
+        return;
+    }
+    fprintf(out, "family:    %s, variant %s (confidence %s", dm_family_display(d.family),
+            dm_variant_name(d.variant), dm_confidence_name(d.confidence));
+    if (d.variant != DM_VARIANT_BASE || d.variant_confidence != DM_CONF_NONE)
+        fprintf(out, ", variant %s", dm_confidence_name(d.variant_confidence));
+    fprintf(out, ")\nevidence:  %s\n", d.evidence);
+    if (d.variant_evidence[0] != '\0')
+        fprintf(out, "variant:   %s\n", d.variant_evidence);
+    if (d.notes[0] != '\0')
+        fprintf(out, "notes:     %s\n", d.notes);
+    if (d.family == DM_FAMILY_UNKNOWN)
+        return;
+    if (store_dm_settings(m, &d, &st, &e) < 0) {
+        fprintf(out, "settings:  cannot be applied: %s\n", e.detail);
+        return;
+    }
+    fprintf(out, "settings:  %s\n",
+            m->settings_json != NULL ? "built-in, with this model's override" : "built-in");
+    cli_print_dm_settings(out, &st);
+    if (m->settings_json != NULL)
+        fprintf(out, "override:  %s\n", m->settings_json);
+}
 
 json_t *cli_model_json(const struct store_model *m)
 {
@@ -43,6 +125,8 @@ json_t *cli_model_json(const struct store_model *m)
         profile = json_loads(m->profile_json, 0, NULL);
     json_object_set_new(o, "profile", profile != NULL ? profile : json_null());
     json_object_set_new(o, "files", files);
+    if (m->kind == STORE_KIND_DIFFUSION)
+        add_dm_json(o, m);
     return o;
 }
 
@@ -50,7 +134,8 @@ static void usage(FILE *out)
 {
     fprintf(out, "Usage: genai show ID [--json]\n\n"
                  "Shows a registered model: kind, size, digest, source, pinned revision and\n"
-                 "its files.\n");
+                 "its files; for a diffusion model also its family (with the evidence) and\n"
+                 "the generation settings genai applies (see 'genai settings').\n");
 }
 
 int cmd_show(int argc, char **argv)
@@ -108,6 +193,8 @@ int cmd_show(int argc, char **argv)
                    cli_fmt_bytes(size, sizeof(size), f->size),
                    f->managed ? "" : " [added in place]");
         }
+        if (m.kind == STORE_KIND_DIFFUSION)
+            cli_print_dm(stdout, &m);
     }
     store_model_free(&m);
     store_close(s);

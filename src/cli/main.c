@@ -25,6 +25,7 @@ static const struct cli_command commands[] = {
     {"show", "show one model: files, digest, source", cmd_show},
     {"rm", "remove a model and its downloaded files", cmd_rm},
     {"add", "register local model files in place", cmd_add},
+    {"settings", "show or change a diffusion model's generation settings", cmd_settings},
     {"image", "make an image with stable-diffusion.cpp", cmd_image},
     {"run", "start a model with the configuration that fits and chat with it", cmd_run},
     {"status", "show whether the daemon runs: address, uptime, memory, runtimes", cmd_status},

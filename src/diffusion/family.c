@@ -11,6 +11,7 @@
  * variant always (the tensors cannot show it, except for Flux Schnell).
  */
 #include "diffusion/family.h"
+#include "diffusion/settings.h"
 
 #include "plan/diffusion.h"
 
@@ -744,24 +745,23 @@ int dm_plan_model(const dm_detection *d, plan_sd_model *out, genai_error *err)
     plan_sd_model m;
     memset(&m, 0, sizeof(m));
     m.diffusion_bytes = st->bytes[DM_COMP_DIFFUSION];
+    m.te_bytes[PLAN_SD_TE_CLIP_L] = st->bytes[DM_COMP_CLIP_L];
+    m.te_bytes[PLAN_SD_TE_CLIP_G] = st->bytes[DM_COMP_CLIP_G];
+    m.te_bytes[PLAN_SD_TE_OPENCLIP_H] = st->bytes[DM_COMP_OPENCLIP_H];
+    m.te_bytes[PLAN_SD_TE_T5XXL] = st->bytes[DM_COMP_T5XXL];
     m.text_encoder_bytes =
         sat_add(sat_add(st->bytes[DM_COMP_CLIP_L], st->bytes[DM_COMP_CLIP_G]),
                 sat_add(st->bytes[DM_COMP_OPENCLIP_H], st->bytes[DM_COMP_T5XXL]));
     m.vae_bytes = st->vae_decoder_bytes != 0 ? st->vae_decoder_bytes : st->bytes[DM_COMP_VAE];
     /*
-     * The planner's attention term is ((W/8)(H/8))^2 x heads x 4 B, i.e.
-     * attention over every latent pixel. Where the largest attention runs on
-     * fewer tokens (SDXL's first attention level is at half the latent side;
-     * DiTs attend over 2x2 patches), the same bytes come from heads / ds^4
-     * at latent resolution; rounded up, so the estimate stays on the safe
-     * side. DiT text tokens are left out (they add (2 n_img n_txt + n_txt^2)
-     * x heads x 4 B, about +27% for Flux at 1024^2).
+     * The largest attention of the family (plan/diffusion.h): its heads, the
+     * divisor from latent pixels to its image tokens (SDXL's first attention
+     * level is at half the latent side; DiTs attend over 2x2 patches), and
+     * the text tokens a DiT joins to the image tokens.
      */
-    uint32_t ds = st->attn_downsample ? st->attn_downsample : 1;
-    uint32_t div = ds * ds * ds * ds;
-    m.attn_heads = (st->attn_heads + div - 1) / div;
-    if (m.attn_heads == 0)
-        m.attn_heads = 1;
+    m.attn_heads = st->attn_heads != 0 ? st->attn_heads : 1;
+    m.attn_token_divisor = st->attn_downsample != 0 ? st->attn_downsample : 1;
+    m.attn_text_tokens = st->text_tokens;
     /* VAE decoder compute: 1664 B per output pixel at width 32 (OBS,
      * memory.md §9.2), taken as linear in the width (INF): 52 B per channel. */
     if (st->vae_channels != 0 && st->vae_channels <= 4096)
@@ -836,4 +836,135 @@ fail:
     json_decref(inm);
     json_decref(st);
     return NULL;
+}
+
+/* Copies a string member into buf (bounded); absent is "". */
+static int json_str_into(const json_t *o, const char *key, char *buf, size_t n, genai_error *err)
+{
+    const json_t *v = json_object_get(o, key);
+    buf[0] = '\0';
+    if (v == NULL)
+        return 0;
+    if (!json_is_string(v))
+        return err_set(err, GENAI_ECORRUPT, "stored detection: '%s' is not a string", key);
+    snprintf(buf, n, "%s", json_string_value(v));
+    return 0;
+}
+
+static int json_u64(const json_t *v, const char *key, uint64_t *out, genai_error *err)
+{
+    if (v == NULL)
+        return 0;
+    if (!json_is_integer(v) || json_integer_value(v) < 0)
+        return err_set(err, GENAI_ECORRUPT, "stored detection: '%s' is not a count", key);
+    *out = (uint64_t)json_integer_value(v);
+    return 0;
+}
+
+static int conf_parse(const json_t *v, const char *key, enum dm_confidence *out, genai_error *err)
+{
+    if (v == NULL)
+        return 0;
+    for (unsigned i = 0; json_is_string(v) && i <= DM_CONF_HIGH; i++) {
+        if (strcmp(json_string_value(v), conf_names[i]) == 0) {
+            *out = (enum dm_confidence)i;
+            return 0;
+        }
+    }
+    return err_set(err, GENAI_ECORRUPT, "stored detection: '%s' is not a confidence", key);
+}
+
+static int comp_parse(const char *name, enum dm_comp *out)
+{
+    for (unsigned c = 0; c < DM_COMP__COUNT; c++) {
+        if (strcmp(name, dm_comp_name((enum dm_comp)c)) == 0) {
+            *out = (enum dm_comp)c;
+            return 0;
+        }
+    }
+    return -1;
+}
+
+int dm_detection_from_json(const json_t *o, dm_detection *out, genai_error *err)
+{
+    if (!json_is_object(o))
+        return err_set(err, GENAI_ECORRUPT, "stored detection: not a JSON object");
+    dm_detection d;
+    memset(&d, 0, sizeof(d));
+    const json_t *v;
+    int rc;
+    if ((v = json_object_get(o, "family")) != NULL &&
+        (!json_is_string(v) || dm_family_parse(json_string_value(v), &d.family, NULL) < 0))
+        return err_set(err, GENAI_ECORRUPT, "stored detection: 'family' is not a family name");
+    if ((v = json_object_get(o, "variant")) != NULL &&
+        (!json_is_string(v) || dm_variant_parse(json_string_value(v), &d.variant, NULL) < 0 ||
+         (d.family != DM_FAMILY_UNKNOWN && !dm_variant_valid(d.family, d.variant))))
+        return err_set(err, GENAI_ECORRUPT, "stored detection: 'variant' is not a variant of %s",
+                       family_display[d.family]);
+    if ((rc = conf_parse(json_object_get(o, "confidence"), "confidence", &d.confidence, err)) < 0 ||
+        (rc = conf_parse(json_object_get(o, "variant_confidence"), "variant_confidence",
+                         &d.variant_confidence, err)) < 0 ||
+        (rc = json_str_into(o, "evidence", d.evidence, sizeof(d.evidence), err)) < 0 ||
+        (rc = json_str_into(o, "variant_evidence", d.variant_evidence, sizeof(d.variant_evidence),
+                            err)) < 0 ||
+        (rc = json_str_into(o, "notes", d.notes, sizeof(d.notes), err)) < 0)
+        return rc;
+    d.inpaint = json_is_true(json_object_get(o, "inpaint"));
+    uint64_t hint = 0;
+    if ((rc = json_u64(json_object_get(o, "steps_hint"), "steps_hint", &hint, err)) < 0)
+        return rc;
+    d.steps_hint = hint <= DM_STEPS_HARD_MAX ? (uint32_t)hint : 0;
+    const json_t *comps = json_object_get(o, "components");
+    const char *key;
+    json_t *val;
+    if (comps != NULL && !json_is_object(comps))
+        return err_set(err, GENAI_ECORRUPT, "stored detection: 'components' is not an object");
+    json_object_foreach((json_t *)comps, key, val)
+    {
+        enum dm_comp c;
+        if (comp_parse(key, &c) < 0)
+            continue;
+        if ((rc = json_u64(val, key, &d.st.bytes[c], err)) < 0)
+            return rc;
+        d.present |= 1u << c;
+    }
+    const json_t *inm = json_object_get(o, "in_model_file");
+    size_t i;
+    json_array_foreach(inm, i, val)
+    {
+        enum dm_comp c;
+        if (json_is_string(val) && comp_parse(json_string_value(val), &c) == 0)
+            d.in_model |= 1u << c;
+    }
+    const json_t *st = json_object_get(o, "structure");
+    const struct {
+        const char *key;
+        uint64_t *u64;
+        uint32_t *u32;
+    } fields[] = {
+        {"vae_decoder_bytes", &d.st.vae_decoder_bytes, NULL},
+        {"other_bytes", &d.st.other_bytes, NULL},
+        {"model_channels", NULL, &d.st.model_channels},
+        {"context_dim", NULL, &d.st.context_dim},
+        {"depth", NULL, &d.st.depth},
+        {"attn_heads", NULL, &d.st.attn_heads},
+        {"attn_downsample", NULL, &d.st.attn_downsample},
+        {"text_tokens", NULL, &d.st.text_tokens},
+        {"vae_channels", NULL, &d.st.vae_channels},
+        {"in_channels", NULL, &d.st.in_channels},
+    };
+    for (size_t f = 0; json_is_object(st) && f < sizeof(fields) / sizeof(fields[0]); f++) {
+        uint64_t x = 0;
+        if ((rc = json_u64(json_object_get(st, fields[f].key), fields[f].key, &x, err)) < 0)
+            return rc;
+        if (fields[f].u64 != NULL)
+            *fields[f].u64 = x;
+        else if (x > UINT32_MAX)
+            return err_set(err, GENAI_ECORRUPT, "stored detection: '%s' out of range",
+                           fields[f].key);
+        else
+            *fields[f].u32 = (uint32_t)x;
+    }
+    *out = d;
+    return 0;
 }

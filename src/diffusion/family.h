@@ -162,4 +162,13 @@ int dm_plan_model(const dm_detection *d, struct plan_sd_model *out, genai_error 
  * components, structure); a new reference, NULL when out of memory. */
 struct json_t *dm_detection_to_json(const dm_detection *d);
 
+/*
+ * The reverse of dm_detection_to_json, for a detection stored in the
+ * registry: fills *out (written only on success) from the object. Unknown
+ * keys are ignored, missing ones stay 0; GENAI_ECORRUPT naming the key when
+ * a family, variant or confidence name is unknown or a value has the wrong
+ * type (the text is the registry's, but a registry can be edited by hand).
+ */
+int dm_detection_from_json(const struct json_t *o, dm_detection *out, genai_error *err);
+
 #endif

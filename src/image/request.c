@@ -123,6 +123,16 @@ int img_request_validate(const img_request *r, genai_error *err)
     if (r->has_cfg &&
         !(isfinite(r->cfg_scale) && r->cfg_scale >= 0.0 && r->cfg_scale <= IMG_CFG_MAX))
         return err_set(err, GENAI_EBAD_ARG, "cfg_scale: must be 0..%g", IMG_CFG_MAX);
+    if (r->has_guidance &&
+        !(isfinite(r->guidance) && r->guidance >= 0.0 && r->guidance <= IMG_GUIDANCE_MAX))
+        return err_set(err, GENAI_EBAD_ARG, "guidance: must be 0..%g", IMG_GUIDANCE_MAX);
+    if (r->settings_json != NULL && strlen(r->settings_json) > IMG_SETTINGS_MAX)
+        return err_set(err, GENAI_EBAD_ARG, "settings: longer than %u bytes", IMG_SETTINGS_MAX);
+    if (r->policy < 0 || r->policy > 2)
+        return err_set(err, GENAI_EBAD_ARG,
+                       "policy %d: must be 0 (the model's), 1 (adjust) "
+                       "or 2 (strict)",
+                       r->policy);
     if (r->has_seed && r->seed < 0)
         return err_set(err, GENAI_EBAD_ARG, "seed %" PRId64 ": must be 0..2^63-1", r->seed);
     if (r->sampler != NULL && !img_sampler_known(r->sampler))
@@ -161,11 +171,12 @@ int img_request_resolve_seed(img_request *r, genai_error *err)
 int img_request_copy(img_request *dst, const img_request *src)
 {
     img_request c = *src;
-    const char *from[] = {
-        src->model, src->diffusion_model, src->clip_l,          src->clip_g,  src->t5xxl,
-        src->vae,   src->prompt,          src->negative_prompt, src->sampler, src->scheduler};
-    char **to[] = {&c.model, &c.diffusion_model, &c.clip_l,          &c.clip_g,  &c.t5xxl,
-                   &c.vae,   &c.prompt,          &c.negative_prompt, &c.sampler, &c.scheduler};
+    const char *from[] = {src->model,     src->diffusion_model, src->clip_l,
+                          src->clip_g,    src->t5xxl,           src->vae,
+                          src->prompt,    src->negative_prompt, src->sampler,
+                          src->scheduler, src->settings_json};
+    char **to[] = {&c.model,  &c.diffusion_model, &c.clip_l,  &c.clip_g,    &c.t5xxl,        &c.vae,
+                   &c.prompt, &c.negative_prompt, &c.sampler, &c.scheduler, &c.settings_json};
     size_t n = sizeof(to) / sizeof(to[0]);
     for (size_t i = 0; i < n; i++)
         *to[i] = NULL;
@@ -193,6 +204,7 @@ void img_request_free(img_request *r)
     mem_free(r->negative_prompt);
     mem_free(r->sampler);
     mem_free(r->scheduler);
+    mem_free(r->settings_json);
     memset(r, 0, sizeof(*r));
 }
 
@@ -276,6 +288,11 @@ int img_argv_build(const img_request *r, const img_sd_version *v, const char *bi
         char num[32];
         snprintf(num, sizeof(num), "%.4g", r->cfg_scale);
         rc = push2(&a, &cap, "--cfg-scale", num);
+    }
+    if (rc == 0 && r->has_guidance) {
+        char num[32];
+        snprintf(num, sizeof(num), "%.4g", r->guidance);
+        rc = push2(&a, &cap, "--guidance", num);
     }
     if (rc == 0)
         rc = push_u(&a, &cap, "-s", (long long)r->seed);

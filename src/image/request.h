@@ -12,6 +12,8 @@
  * width and height multiples of 64 in 64..4096 (sd-server's advertised
  * limits; sd-cli silently aligns up, genai refuses instead so the caller gets
  * the size it asked for), steps 1..100 (sd-server's clamp), cfg-scale 0..30,
+ * distilled guidance 0..30 (Flux dev's --guidance; contract §2.1 lists it at
+ * master-827 with default 3.5, and genai passes it to every build it drives),
  * batch 1..8 (sd-server's max_batch_count), seed 0..2^63-1, threads -1..1024,
  * prompts up to 16 KiB, samplers and schedulers from master-827's lists.
  *
@@ -40,6 +42,8 @@
 #define IMG_STEPS_MAX 100u
 #define IMG_STEPS_DEFAULT 20u
 #define IMG_CFG_MAX 30.0
+#define IMG_GUIDANCE_MAX 30.0
+#define IMG_SETTINGS_MAX 65536u /* bytes of a settings override */
 #define IMG_BATCH_MAX 8u
 #define IMG_THREADS_MAX 1024
 #define IMG_PROMPT_MAX 16384u
@@ -63,12 +67,20 @@ typedef struct img_request {
     uint32_t steps; /* 0 = IMG_STEPS_DEFAULT */
     int has_cfg;
     double cfg_scale;
+    int has_guidance; /* --guidance: distilled guidance (Flux dev) */
+    double guidance;
     int has_seed; /* 0: img_request_resolve_seed() draws one */
     int64_t seed;
     char *sampler;        /* NULL = the model's default */
     char *scheduler;      /* NULL = the model's default */
     uint32_t batch_count; /* 0 = 1 */
     int32_t threads;      /* 0 = not passed; -1 = physical cores */
+    /* The model's settings (src/image/resolve.h): the registry's override
+     * (JSON text, see diffusion/settings.h) or NULL, and the policy for
+     * fields outside the model's range (enum dm_policy; 0 = the model's). */
+    char *settings_json;
+    int policy;
+    int settings_applied; /* img_resolve ran on this request: do not run it again */
     /* Placement, chosen by the planner. */
     int te_on_cpu;
     int vae_on_cpu;

@@ -195,6 +195,7 @@ static void info_free(img_run_info *in)
     mem_free(in->cmdline);
     mem_free(in->tail);
     mem_free(in->message);
+    mem_free(in->resolution);
     mem_free(in);
 }
 
@@ -909,9 +910,17 @@ int img_runner_submit(img_runner *r, const img_request *req, const img_job_opts 
     img_run_info *info = mem_calloc(1, sizeof(*info));
     if (info == NULL)
         return err_set(err, -ENOMEM, "queueing an image job");
-    uint64_t id;
-    int rc = img_jobs_submit(&r->jobs, req, now_ms(), &id, err);
+    img_request resolved;
+    int rc = img_submit_resolve(req, &resolved, &info->resolution, err);
     if (rc < 0) {
+        mem_free(info);
+        return rc;
+    }
+    uint64_t id;
+    rc = img_jobs_submit(&r->jobs, info->resolution != NULL ? &resolved : req, now_ms(), &id, err);
+    img_request_free(&resolved);
+    if (rc < 0) {
+        mem_free(info->resolution);
         mem_free(info);
         return rc;
     }
@@ -924,6 +933,9 @@ int img_runner_submit(img_runner *r, const img_request *req, const img_job_opts 
     if (jo != NULL && jo->model != NULL) {
         x->has_model = 1;
         x->model = *jo->model;
+    } else if (r->o.size_model == NULL && info->resolution != NULL && info->resolution->known) {
+        x->has_model = 1; /* the family's structure, read at submit */
+        x->model = info->resolution->plan;
     }
     *id_out = id;
     kick(r);

@@ -34,6 +34,7 @@
 #include "image/failure.h"
 #include "image/jobs.h"
 #include "image/request.h"
+#include "image/resolve.h"
 #include "plan/demand.h"
 #include "plan/diffusion.h"
 #include "sys/probe.h"
@@ -74,10 +75,13 @@ typedef struct img_run_info {
     int exited;                  /* 1: exit_code valid; 0: term_signal valid */
     int exit_code;
     int term_signal;
-    enum img_cause cause; /* failed or cancelled after a run: the classified cause */
-    char *tail;           /* last error lines, '\n'-separated, ANSI stripped; owned */
-    char *message;        /* failed: one readable paragraph (cause, status, lines,
-                             suggestion); owned. The job's error[] holds its start. */
+    enum img_cause cause;       /* failed or cancelled after a run: the classified cause */
+    char *tail;                 /* last error lines, '\n'-separated, ANSI stripped; owned */
+    char *message;              /* failed: one readable paragraph (cause, status, lines,
+                                   suggestion); owned. The job's error[] holds its start. */
+    img_resolution *resolution; /* the model's settings as applied at submit
+                                   (resolve.h); owned; NULL when the caller
+                                   applied them (settings_applied) */
 } img_run_info;
 
 /* Callbacks, on the loop thread. The job pointer is valid during the call
@@ -117,10 +121,14 @@ int img_runner_new(uv_loop_t *uv, const img_runner_opts *opts, img_runner **out,
 void img_runner_free(img_runner *r);
 
 /*
- * Queues a job (a deep copy of req; a missing seed is drawn now). *id_out
- * gets its id. GENAI_EBUSY when max_pending jobs are pending (HTTP 429),
- * GENAI_EBAD_ARG for an invalid request. The job starts from the loop, never
- * inside this call.
+ * Queues a job (a deep copy of req; a missing seed is drawn now). Unless
+ * req->settings_applied, the model's settings are applied first
+ * (img_resolve: the copy gets the model's defaults and adjustments, and the
+ * job's img_run_info.resolution the warnings). *id_out gets its id.
+ * GENAI_EBUSY when max_pending jobs are pending (HTTP 429), GENAI_EBAD_ARG
+ * for an invalid request or, under the strict policy, a field outside the
+ * model's range, GENAI_ENOT_FOUND when the model lacks a component (the
+ * detail names it). The job starts from the loop, never inside this call.
  */
 int img_runner_submit(img_runner *r, const img_request *req, const img_job_opts *jo,
                       uint64_t *id_out, genai_error *err);

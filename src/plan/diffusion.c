@@ -16,16 +16,41 @@ static uint64_t latent_pixels(const plan_sd_request *req)
     return (uint64_t)(req->width / 8) * (req->height / 8);
 }
 
+uint64_t plan_sd_attn_bytes(const plan_sd_model *m, const plan_sd_request *req)
+{
+    uint64_t d = m->attn_token_divisor != 0 ? m->attn_token_divisor : 1;
+    /* Tokens per side round up: sd.cpp pads a latent side that the patch
+     * size does not divide (INF; every size genai accepts is a multiple of
+     * 64, so W/8 is a multiple of 8 and this never rounds for d <= 8). */
+    uint64_t tw = ((uint64_t)req->width / 8 + d - 1) / d;
+    uint64_t th = ((uint64_t)req->height / 8 + d - 1) / d;
+    uint64_t tokens = tw * th + m->attn_text_tokens;
+    uint64_t heads = m->attn_heads != 0 ? m->attn_heads : PLAN_SD_DEFAULT_HEADS;
+    /* tokens^2 overflows 64 bits only past ~2^28 tokens (16k x 16k images);
+     * saturate rather than wrap. */
+    uint64_t scores;
+    if (tokens > UINT32_MAX || __builtin_mul_overflow(tokens * tokens, heads * 4, &scores))
+        return UINT64_MAX / 2;
+    return scores;
+}
+
+uint64_t plan_sd_te_bytes(const plan_sd_model *m)
+{
+    if (m->text_encoder_bytes != 0)
+        return m->text_encoder_bytes;
+    uint64_t sum = 0;
+    for (int i = 0; i < PLAN_SD_TE__COUNT; i++)
+        sum = sum + m->te_bytes[i] < sum ? UINT64_MAX : sum + m->te_bytes[i];
+    return sum;
+}
+
 uint64_t plan_sd_unet_compute(const plan_sd_model *m, const plan_sd_request *req, int fa)
 {
     uint64_t lat = latent_pixels(req);
     if (fa)
         return lat * or_default(m->unet_fa_linear, PLAN_SD_DEFAULT_UNET_FA_LINEAR);
-    uint64_t heads = m->attn_heads != 0 ? m->attn_heads : PLAN_SD_DEFAULT_HEADS;
-    /* lat^2 overflows 64 bits only past ~2^28 latent pixels (16k x 16k
-     * images); saturate rather than wrap. */
-    uint64_t scores;
-    if (lat > UINT32_MAX || __builtin_mul_overflow(lat * lat, heads * 4, &scores))
+    uint64_t scores = plan_sd_attn_bytes(m, req);
+    if (scores >= UINT64_MAX / 2)
         return UINT64_MAX / 2;
     return scores + lat * or_default(m->unet_linear, PLAN_SD_DEFAULT_UNET_LINEAR);
 }
@@ -78,7 +103,7 @@ int plan_sd_estimate(const plan_sd_model *m, const plan_sd_request *req,
         uint64_t params, compute;
         int on_gpu;
     } phases[3] = {
-        {m->text_encoder_bytes, te_c, te_gpu},
+        {plan_sd_te_bytes(m), te_c, te_gpu},
         {m->diffusion_bytes, unet_c, unet_gpu},
         {m->vae_bytes, vae_c, vae_gpu},
     };

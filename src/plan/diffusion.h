@@ -11,8 +11,10 @@
  * Compute-buffer model per phase (coefficients and their tags in
  * docs/planner.md):
  *   - diffusion model without flash attention: the attention scores of the
- *     highest-resolution level, ((W/8)(H/8))^2 x heads x 4 B, plus a linear
- *     term per latent pixel; with flash attention only a linear term;
+ *     highest-resolution attention, (n_img + n_txt)^2 x heads x 4 B with
+ *     n_img = (W/8/d)(H/8/d) image tokens (d: attn_token_divisor) and n_txt
+ *     text tokens joined to them (DiTs), plus a linear term per latent pixel;
+ *     with flash attention only a linear term;
  *   - VAE decode: bytes per output pixel, capped at one tile with tiling;
  *   - text encoder: a constant per prompt.
  * Batch count does not change the peak (images are made one after another).
@@ -34,16 +36,32 @@
 #define PLAN_SD_DEFAULT_TE_COMPUTE (2 * PLAN_MIB)  /* text encoder buffer (OBS 1.42) */
 #define PLAN_SD_VAE_TILE_PIXELS (256 * 256)        /* 32x32 latent tiles (OBS) */
 
+/* The text encoders a model may have, for per-encoder sizes. */
+enum plan_sd_te {
+    PLAN_SD_TE_CLIP_L,     /* CLIP ViT-L/14 */
+    PLAN_SD_TE_CLIP_G,     /* OpenCLIP ViT-bigG */
+    PLAN_SD_TE_OPENCLIP_H, /* OpenCLIP ViT-H (SD 2.x) */
+    PLAN_SD_TE_T5XXL,      /* T5-XXL encoder (SD3, Flux) */
+    PLAN_SD_TE__COUNT
+};
+
 /* A model's components and its learned or default coefficients. */
 typedef struct plan_sd_model {
-    uint64_t diffusion_bytes;    /* UNet / DiT params */
-    uint64_t text_encoder_bytes; /* all text encoders together */
-    uint64_t vae_bytes;          /* VAE params used for txt2img (the decoder) */
-    uint32_t attn_heads;         /* 0 = PLAN_SD_DEFAULT_HEADS */
-    uint64_t unet_linear;        /* 0 = default; B per latent pixel without FA */
-    uint64_t unet_fa_linear;     /* 0 = default; B per latent pixel with FA */
-    uint64_t vae_per_pixel;      /* 0 = default; B per output pixel */
-    uint64_t te_compute;         /* 0 = default; text encoder compute bytes */
+    uint64_t diffusion_bytes;             /* UNet / DiT params */
+    uint64_t text_encoder_bytes;          /* all text encoders together; 0 = the sum of te_bytes */
+    uint64_t te_bytes[PLAN_SD_TE__COUNT]; /* per encoder; all 0 when unknown */
+    uint64_t vae_bytes;                   /* VAE params used for txt2img (the decoder) */
+    uint32_t attn_heads;                  /* 0 = PLAN_SD_DEFAULT_HEADS */
+    /* The largest attention runs over (W/8/d) x (H/8/d) image tokens, d this
+     * divisor (SDXL's first attention level and 2x2-patch DiTs: 2); 0 = 1. */
+    uint32_t attn_token_divisor;
+    /* Text tokens joined to the image tokens in that attention (DiTs: Flux
+     * dev 512, schnell 256, SD3 154); 0 for cross-attention UNets. */
+    uint32_t attn_text_tokens;
+    uint64_t unet_linear;    /* 0 = default; B per latent pixel without FA */
+    uint64_t unet_fa_linear; /* 0 = default; B per latent pixel with FA */
+    uint64_t vae_per_pixel;  /* 0 = default; B per output pixel */
+    uint64_t te_compute;     /* 0 = default; text encoder compute bytes */
 } plan_sd_model;
 
 typedef struct plan_sd_request {
@@ -60,6 +78,12 @@ typedef struct plan_sd_placement {
     int offload_to_cpu; /* --offload-to-cpu: params in RAM, uploaded per module */
     int gpu;            /* snapshot index of the GPU used, -1 for CPU only */
 } plan_sd_placement;
+
+/* The attention-score bytes of the largest attention at this size:
+ * (n_img + n_txt)^2 x heads x 4 B, n_img = (W/8/d)(H/8/d) (saturating). */
+uint64_t plan_sd_attn_bytes(const plan_sd_model *m, const plan_sd_request *req);
+/* Text-encoder params: text_encoder_bytes, or the sum of te_bytes when 0. */
+uint64_t plan_sd_te_bytes(const plan_sd_model *m);
 
 /* Compute bytes of each phase at this size and placement. */
 uint64_t plan_sd_unet_compute(const plan_sd_model *m, const plan_sd_request *req, int fa);

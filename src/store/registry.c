@@ -10,6 +10,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "diffusion/model_file.h"
 #include "store/digest.h"
 
 #include <errno.h>
@@ -26,6 +27,7 @@
 struct store_db {
     sqlite3 *sql;
     pthread_mutex_t mu;
+    int version; /* the schema version once opened: columns that exist */
 };
 
 static const char *const migrations[STORE_SCHEMA_VERSION] = {
@@ -65,6 +67,9 @@ static const char *const migrations[STORE_SCHEMA_VERSION] = {
     "  runtime_build TEXT,"
     "  PRIMARY KEY (model_id, config_key)"
     ");",
+    /* 2 -> 3: diffusion models' detection and settings override */
+    "ALTER TABLE models ADD COLUMN detection_json TEXT;"
+    "ALTER TABLE models ADD COLUMN settings_json TEXT;",
 };
 
 const char *store_kind_name(store_kind kind)
@@ -87,13 +92,9 @@ int store_kind_parse(const char *text, store_kind *out)
 
 int store_role_valid(const char *role)
 {
-    static const char *const roles[] = {"model",  "vae",   "clip_l",
-                                        "clip_g", "t5xxl", "text_encoder"};
-    for (size_t i = 0; role != NULL && i < sizeof(roles) / sizeof(roles[0]); i++) {
-        if (strcmp(role, roles[i]) == 0)
-            return 1;
-    }
-    return 0;
+    /* One vocabulary: the diffusion module's roles (see registry.h). */
+    enum dm_role r;
+    return dm_role_parse(role, &r, NULL) == 0;
 }
 
 void store_model_free(store_model *m)
@@ -114,6 +115,8 @@ void store_model_free(store_model *m)
     mem_free(m->hf_revision);
     mem_free(m->sha256);
     mem_free(m->profile_json);
+    mem_free(m->detection_json);
+    mem_free(m->settings_json);
     memset(m, 0, sizeof(*m));
 }
 
@@ -232,6 +235,8 @@ int store_db_open_at(const char *path, int target, store_db **out, genai_error *
         err_prefix(err, "%s", path);
         goto close_sql;
     }
+    if ((rc = read_version(db, &db->version, err)) < 0)
+        goto close_sql;
     pthread_mutex_init(&db->mu, NULL);
     *out = db;
     return 0;
@@ -294,6 +299,31 @@ static int check_model(const store_model *m, genai_error *err)
                            m->id, f->path, (unsigned long long)f->size);
     }
     return 0;
+}
+
+/* UPDATE models SET <column> = text WHERE id = id; the mutex is held.
+ * GENAI_EUNSUPPORTED when the schema predates the column (a database opened
+ * at an older version by store_db_open_at). */
+static int update_text(store_db *db, const char *id, const char *column, const char *text,
+                       genai_error *err)
+{
+    if (db->version < 3)
+        return err_set(err, GENAI_EUNSUPPORTED, "registry: schema version %d has no %s",
+                       db->version, column);
+    char sql[128];
+    sqlite3_stmt *st = NULL;
+    snprintf(sql, sizeof(sql), "UPDATE models SET %s = ? WHERE id = ?", column);
+    if (sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL) != SQLITE_OK)
+        return sql_fail(db, err, "preparing update");
+    bind_text(st, 1, text);
+    bind_text(st, 2, id);
+    int rc = 0;
+    if (sqlite3_step(st) != SQLITE_DONE)
+        rc = sql_fail(db, err, "updating a model");
+    else if (sqlite3_changes(db->sql) == 0)
+        rc = err_set(err, GENAI_ENOT_FOUND, "no model '%s' in the registry", id);
+    sqlite3_finalize(st);
+    return rc;
 }
 
 int store_db_put_model(store_db *db, const store_model *m, genai_error *err)
@@ -361,6 +391,11 @@ int store_db_put_model(store_db *db, const store_model *m, genai_error *err)
     }
     sqlite3_finalize(st);
     st = NULL;
+    if ((m->detection_json != NULL || m->settings_json != NULL) &&
+        (rc = update_text(db, m->id, "detection_json", m->detection_json, err)) == 0)
+        rc = update_text(db, m->id, "settings_json", m->settings_json, err);
+    if (rc < 0)
+        goto rollback;
     rc = exec(db, "COMMIT", err);
     if (rc == 0)
         goto unlock;
@@ -417,8 +452,16 @@ static int load_files(store_db *db, store_model *m, genai_error *err)
     return rc;
 }
 
-static const char model_cols[] = "SELECT id, name, kind, source_url, hf_repo, hf_revision, "
-                                 "sha256, size, added_at, profile_json FROM models";
+/* The columns of models, by schema version (a database opened below the
+ * current version by store_db_open_at lacks the newer ones). */
+static const char *model_cols(const store_db *db)
+{
+    return db->version >= 3 ? "SELECT id, name, kind, source_url, hf_repo, hf_revision, "
+                              "sha256, size, added_at, profile_json, detection_json, "
+                              "settings_json FROM models"
+                            : "SELECT id, name, kind, source_url, hf_repo, hf_revision, "
+                              "sha256, size, added_at, profile_json FROM models";
+}
 
 static int row_to_model(store_db *db, sqlite3_stmt *st, store_model *m, genai_error *err)
 {
@@ -436,6 +479,10 @@ static int row_to_model(store_db *db, sqlite3_stmt *st, store_model *m, genai_er
     m->size = (uint64_t)sqlite3_column_int64(st, 7);
     m->added_at = sqlite3_column_int64(st, 8);
     m->profile_json = col_dup(st, 9, &oom);
+    if (db->version >= 3) {
+        m->detection_json = col_dup(st, 10, &oom);
+        m->settings_json = col_dup(st, 11, &oom);
+    }
     int rc = oom || m->id == NULL ? err_set(err, -ENOMEM, "out of memory") : load_files(db, m, err);
     if (rc < 0)
         store_model_free(m);
@@ -444,9 +491,9 @@ static int row_to_model(store_db *db, sqlite3_stmt *st, store_model *m, genai_er
 
 static int get_model_locked(store_db *db, const char *id, store_model *out, genai_error *err)
 {
-    char sql[256];
+    char sql[512];
     sqlite3_stmt *st = NULL;
-    snprintf(sql, sizeof(sql), "%s WHERE id = ?", model_cols);
+    snprintf(sql, sizeof(sql), "%s WHERE id = ?", model_cols(db));
     if (sqlite3_prepare_v2(db->sql, sql, -1, &st, NULL) != SQLITE_OK)
         return sql_fail(db, err, "preparing select");
     bind_text(st, 1, id);
@@ -472,12 +519,12 @@ int store_db_get_model(store_db *db, const char *id, store_model *out, genai_err
 
 int store_db_list_models(store_db *db, store_model **out, size_t *n, genai_error *err)
 {
-    char sql[256];
+    char sql[512];
     sqlite3_stmt *st = NULL;
     store_model *v = NULL;
     size_t count = 0;
     int rc = 0, s;
-    snprintf(sql, sizeof(sql), "%s ORDER BY id", model_cols);
+    snprintf(sql, sizeof(sql), "%s ORDER BY id", model_cols(db));
     pthread_mutex_lock(&db->mu);
     /* A read transaction so the models and their files are one snapshot. */
     if ((rc = exec(db, "BEGIN", err)) < 0)
@@ -570,6 +617,23 @@ int store_db_set_profile(store_db *db, const char *id, const char *profile_json,
         rc = err_set(err, GENAI_ENOT_FOUND, "no model '%s' in the registry", id);
     sqlite3_finalize(st);
 unlock:
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int store_db_set_detection(store_db *db, const char *id, const char *detection_json,
+                           genai_error *err)
+{
+    pthread_mutex_lock(&db->mu);
+    int rc = update_text(db, id, "detection_json", detection_json, err);
+    pthread_mutex_unlock(&db->mu);
+    return rc;
+}
+
+int store_db_set_settings(store_db *db, const char *id, const char *settings_json, genai_error *err)
+{
+    pthread_mutex_lock(&db->mu);
+    int rc = update_text(db, id, "settings_json", settings_json, err);
     pthread_mutex_unlock(&db->mu);
     return rc;
 }

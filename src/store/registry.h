@@ -6,10 +6,19 @@
  *   models      one row per model: id, display name, kind (llm, diffusion),
  *               source URL, Hugging Face repo and pinned commit, SHA-256 of
  *               the main file, total size, when it was added, cached GGUF
- *               profile (JSON text);
+ *               profile (JSON text); for diffusion models (version 3) the
+ *               family detection made when the model was registered
+ *               (dm_detection_to_json) and the owner's settings override
+ *               (a dm_settings_override object, validated before it is
+ *               stored: store_set_settings in store.h);
  *   files       the files of a model in order: LLM shards (role "model"),
- *               or a diffusion model's components by role ("model", "vae",
- *               "clip_l", "clip_g", "t5xxl", "text_encoder");
+ *               or a diffusion model's components by role. The roles are
+ *               those of diffusion/model_file.h, one vocabulary for the
+ *               registry, the job flow and sd-cli's flags: "model", "clip_l",
+ *               "clip_g", "t5xxl", "vae". Rows written before version 3 may
+ *               carry "text_encoder", which names no encoder: such a model
+ *               is refused at job time until it is added again with
+ *               --clip-l / --clip-g / --t5xxl;
  *   footprints  learned memory use: (model, configuration key) -> bytes per
  *               device (JSON text), host anonymous and file-backed bytes,
  *               when it was measured, and by which runtime build.
@@ -31,7 +40,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define STORE_SCHEMA_VERSION 2
+#define STORE_SCHEMA_VERSION 3
 
 typedef struct store_db store_db;
 
@@ -57,13 +66,15 @@ typedef struct store_model {
     char *id;   /* short unique name used on the command line */
     char *name; /* display name */
     store_kind kind;
-    char *source_url;   /* what the user pulled; NULL for `add` */
-    char *hf_repo;      /* "owner/repo" or NULL */
-    char *hf_revision;  /* pinned commit or NULL */
-    char *sha256;       /* digest of files[0] */
-    uint64_t size;      /* sum of the file sizes */
-    int64_t added_at;   /* Unix seconds */
-    char *profile_json; /* cached GGUF profile, NULL when none */
+    char *source_url;     /* what the user pulled; NULL for `add` */
+    char *hf_repo;        /* "owner/repo" or NULL */
+    char *hf_revision;    /* pinned commit or NULL */
+    char *sha256;         /* digest of files[0] */
+    uint64_t size;        /* sum of the file sizes */
+    int64_t added_at;     /* Unix seconds */
+    char *profile_json;   /* cached GGUF profile, NULL when none */
+    char *detection_json; /* diffusion: family detection at registration, or NULL */
+    char *settings_json;  /* diffusion: the settings override, or NULL */
     store_file *files;
     size_t n_files;
 } store_model;
@@ -114,6 +125,15 @@ int store_db_list_models(store_db *db, store_model **out, size_t *n, genai_error
 int store_db_remove_model(store_db *db, const char *id, store_model *removed, genai_error *err);
 /* Stores (or clears, with NULL) the cached profile JSON of a model. */
 int store_db_set_profile(store_db *db, const char *id, const char *profile_json, genai_error *err);
+/* Stores (or clears, with NULL) a diffusion model's detection JSON. The text
+ * is stored as given; GENAI_ENOT_FOUND when there is no such id. */
+int store_db_set_detection(store_db *db, const char *id, const char *detection_json,
+                           genai_error *err);
+/* Stores (or clears, with NULL) a diffusion model's settings override as
+ * given; callers validate it first (store_set_settings does).
+ * GENAI_ENOT_FOUND when there is no such id. */
+int store_db_set_settings(store_db *db, const char *id, const char *settings_json,
+                          genai_error *err);
 /* The model id that has a file with this SHA-256, into out (size outsz);
  * GENAI_ENOT_FOUND when none. */
 int store_db_find_by_sha(store_db *db, const char *sha256, char *out, size_t outsz,

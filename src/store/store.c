@@ -20,6 +20,7 @@
 #include "gguf/gguf.h"
 #include "gguf/profile.h"
 #include "store/digest.h"
+#include "store/dmodel.h"
 #include "store/hf.h"
 #include "store/lock.h"
 
@@ -402,7 +403,18 @@ static int register_plan(store *s, const store_pull_opts *o, const char *id, con
     if (o->kind == STORE_KIND_LLM && profile_json_for(files[0].path, &profile, &perr) < 0)
         LOG_WARN(MOD, "no GGUF profile for %s: %s", id, perr.detail);
     m.profile_json = profile;
-    int rc = store_db_put_model(s->db, &m, err);
+    char *detection = NULL;
+    int rc = 0;
+    if (o->kind == STORE_KIND_DIFFUSION) {
+        /* A pulled diffusion model is one file (role model); what else it
+         * needs is a warning here and an error when a job starts. */
+        dm_component c = {DM_ROLE_MODEL, files[0].path};
+        rc = store_dm_inspect(&c, 1, 0, &detection, err);
+        m.detection_json = detection;
+    }
+    if (rc == 0)
+        rc = store_db_put_model(s->db, &m, err);
+    mem_free(detection);
     mem_free(profile);
     mem_free(files);
     if (rc == 0 && out != NULL)
@@ -498,7 +510,7 @@ int store_add(store *s, const char *id, const char *name, store_kind kind,
     if (n == 0)
         return err_set(err, GENAI_EBAD_ARG, "no file to add");
     char idbuf[ID_MAX + 1];
-    char *profile = NULL;
+    char *profile = NULL, *detection = NULL;
     int rc = 0;
     store_file *rows = mem_calloc(n, sizeof(*rows));
     char(*shas)[STORE_SHA256_HEX] = mem_calloc(n, sizeof(*shas));
@@ -560,6 +572,22 @@ int store_add(store *s, const char *id, const char *name, store_kind kind,
     if (kind == STORE_KIND_LLM && (rc = profile_json_for(rows[0].path, &profile, err)) < 0)
         goto out;
     m.profile_json = profile;
+    if (kind == STORE_KIND_DIFFUSION) {
+        dm_component comps[DM_ROLE__COUNT];
+        size_t nc = 0;
+        for (size_t i = 0; i < n; i++) {
+            enum dm_role role;
+            if (nc == DM_ROLE__COUNT || dm_role_parse(files[i].role, &role, err) < 0) {
+                rc = err_set(err, GENAI_EBAD_ARG, "a diffusion model has one file per role");
+                goto out;
+            }
+            comps[nc++] = (dm_component){role, rows[i].path};
+        }
+        /* Refuses a known family with a component missing, naming it. */
+        if ((rc = store_dm_inspect(comps, nc, 1, &detection, err)) < 0)
+            goto out;
+        m.detection_json = detection;
+    }
     if ((rc = store_db_put_model(s->db, &m, err)) == 0 && out != NULL)
         rc = store_db_get_model(s->db, id, out, err);
 out:
@@ -568,6 +596,7 @@ out:
     mem_free(rows);
     mem_free(shas);
     mem_free(profile);
+    mem_free(detection);
     return rc;
 }
 

@@ -228,11 +228,18 @@ static void test_flux(void **state)
     assert_int_equal(m.vae_bytes, d.st.vae_decoder_bytes);
     assert_true(m.vae_bytes < d.st.bytes[DM_COMP_VAE]);
     assert_int_equal(m.vae_per_pixel, 52 * 128);
-    /* 24 heads over 2x2 patches: 24 / 16 rounded up. The planner's term at
-     * 1024^2 then covers the exact image-token attention scores. */
-    assert_int_equal(m.attn_heads, 2);
+    /* 24 heads over 2x2 patches of the latent, joined by the 512 T5 tokens:
+     * at 1024^2, (64 * 64 + 512)^2 scores per head, 4 B each. */
+    assert_int_equal(m.attn_heads, 24);
+    assert_int_equal(m.attn_token_divisor, 2);
+    assert_int_equal(m.attn_text_tokens, 512);
+    assert_int_equal(m.te_bytes[PLAN_SD_TE_CLIP_L], d.st.bytes[DM_COMP_CLIP_L]);
+    assert_int_equal(m.te_bytes[PLAN_SD_TE_T5XXL], d.st.bytes[DM_COMP_T5XXL]);
+    assert_true(m.te_bytes[PLAN_SD_TE_T5XXL] > m.te_bytes[PLAN_SD_TE_CLIP_L]);
+    assert_int_equal(m.te_bytes[PLAN_SD_TE_CLIP_G], 0);
     plan_sd_request rq = {1024, 1024, 1};
-    uint64_t exact = 4096ull * 4096 * 24 * 4;
+    uint64_t exact = (4096ull + 512) * (4096 + 512) * 24 * 4;
+    assert_int_equal(plan_sd_attn_bytes(&m, &rq), exact);
     assert_true(plan_sd_unet_compute(&m, &rq, 0) >= exact);
 
     /* Schnell: GGUF, no guidance_in, the name agrees. */
@@ -271,11 +278,15 @@ static void test_sdxl_plan_heads(void **state)
     plan_sd_model m;
     genai_error e;
     assert_int_equal(dm_plan_model(&d, &m, &e), 0);
-    assert_int_equal(m.attn_heads, 1);
+    assert_int_equal(m.attn_heads, 10);
+    assert_int_equal(m.attn_token_divisor, 2);
+    assert_int_equal(m.attn_text_tokens, 0); /* cross-attention: no joined text */
     assert_int_equal(m.text_encoder_bytes, d.st.bytes[DM_COMP_CLIP_L] + d.st.bytes[DM_COMP_CLIP_G]);
-    /* SDXL's first attention: 10 heads over (1024/16)^2 tokens. */
+    assert_int_equal(m.te_bytes[PLAN_SD_TE_CLIP_G], d.st.bytes[DM_COMP_CLIP_G]);
+    /* SDXL's first attention: 10 heads over (1024/16)^2 tokens, exactly. */
     plan_sd_request rq = {1024, 1024, 1};
     uint64_t exact = 4096ull * 4096 * 10 * 4;
+    assert_int_equal(plan_sd_attn_bytes(&m, &rq), exact);
     uint64_t got = plan_sd_unet_compute(&m, &rq, 0);
     assert_true(got >= exact);
     assert_true(got < 2 * exact); /* not the SD1 figure of 8 heads at full size */
@@ -419,7 +430,41 @@ static void test_names_and_json(void **state)
                      (json_int_t)d.st.bytes[DM_COMP_CLIP_G]);
     assert_int_equal(
         json_integer_value(json_object_get(json_object_get(j, "structure"), "attn_heads")), 10);
+
+    /* Back from JSON (a detection stored in the registry): the same fields,
+     * so settings and planner inputs come out the same. */
+    dm_detection back;
+    assert_int_equal(dm_detection_from_json(j, &back, &e), 0);
+    assert_int_equal(back.family, d.family);
+    assert_int_equal(back.variant, d.variant);
+    assert_int_equal(back.confidence, d.confidence);
+    assert_int_equal(back.variant_confidence, d.variant_confidence);
+    assert_int_equal(back.steps_hint, 8);
+    assert_int_equal(back.present, d.present);
+    assert_int_equal(back.in_model, d.in_model);
+    assert_string_equal(back.evidence, d.evidence);
+    assert_string_equal(back.variant_evidence, d.variant_evidence);
+    assert_memory_equal(&back.st, &d.st, sizeof(d.st));
     json_decref(j);
+    /* Hand-edited rows: names and types checked, the key named. */
+    const char *bad[][2] = {
+        {"{\"family\":\"sd4\"}", "'family'"},
+        {"{\"family\":\"sd1\",\"variant\":\"schnell\"}", "'variant'"},
+        {"{\"confidence\":\"sure\"}", "'confidence'"},
+        {"{\"evidence\":7}", "'evidence'"},
+        {"{\"components\":{\"vae\":-1}}", "'vae'"},
+        {"{\"structure\":{\"depth\":99999999999}}", "'depth'"},
+        {"[]", "not a JSON object"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        j = json_loads(bad[i][0], 0, NULL);
+        assert_non_null(j);
+        memset(&back, 0x5a, sizeof(back));
+        assert_int_equal(dm_detection_from_json(j, &back, &e), GENAI_ECORRUPT);
+        assert_non_null(strstr(e.detail, bad[i][1]));
+        assert_int_equal(back.steps_hint, 0x5a5a5a5a); /* untouched */
+        json_decref(j);
+    }
 }
 
 int main(void)

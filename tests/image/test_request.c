@@ -61,6 +61,18 @@ static void test_validate_bounds(void **state)
     r.cfg_scale = 7.5;
     assert_int_equal(img_request_validate(&r, NULL), 0);
 
+    r.has_guidance = 1;
+    r.guidance = NAN;
+    expect_bad(&r, "guidance");
+    r.guidance = 30.5;
+    expect_bad(&r, "guidance");
+    r.guidance = 3.5;
+    assert_int_equal(img_request_validate(&r, NULL), 0);
+    r.policy = 3;
+    expect_bad(&r, "policy");
+    r.policy = 2;
+    assert_int_equal(img_request_validate(&r, NULL), 0);
+
     r.has_seed = 1;
     r.seed = -1;
     expect_bad(&r, "seed");
@@ -156,6 +168,8 @@ static void test_argv_current(void **state)
     r.steps = 4;
     r.has_cfg = 1;
     r.cfg_scale = 5.5;
+    r.has_guidance = 1;
+    r.guidance = 3.5;
     r.has_seed = 1;
     r.seed = 1234;
     r.sampler = "euler";
@@ -181,6 +195,7 @@ static void test_argv_current(void **state)
     assert_true(argv_has(&a, "-H", "512"));
     assert_true(argv_has(&a, "--steps", "4"));
     assert_true(argv_has(&a, "--cfg-scale", "5.5"));
+    assert_true(argv_has(&a, "--guidance", "3.5"));
     assert_true(argv_has(&a, "-s", "1234"));
     assert_true(argv_has(&a, "--sampling-method", "euler"));
     assert_true(argv_has(&a, "--scheduler", "karras"));
@@ -211,6 +226,7 @@ static void test_argv_current(void **state)
     assert_false(argv_has(&a, "-b", NULL));
     assert_false(argv_has(&a, "-t", NULL));
     assert_false(argv_has(&a, "--cfg-scale", NULL));
+    assert_false(argv_has(&a, "--guidance", NULL));
     assert_false(argv_has(&a, "-n", NULL));
     img_argv_free(&a);
 }
@@ -290,9 +306,12 @@ static void test_copy_and_free(void **state)
     r.negative_prompt = "ugly";
     r.vae = "/m/vae.safetensors";
     r.sampler = "euler_a";
+    r.settings_json = "{\"steps\":{\"default\":6}}";
     r.width = 128;
     img_request c;
     assert_int_equal(img_request_copy(&c, &r), 0);
+    assert_ptr_not_equal(c.settings_json, r.settings_json);
+    assert_string_equal(c.settings_json, r.settings_json);
     assert_ptr_not_equal(c.prompt, r.prompt);
     assert_string_equal(c.prompt, "a lovely cat");
     assert_string_equal(c.vae, "/m/vae.safetensors");

@@ -128,12 +128,63 @@ static void test_gpu_placements(void **state)
     assert_int_equal(plan_sd_estimate(&m, &req, &pl, &d, &err), GENAI_EBAD_ARG);
 }
 
+/* The family structure fields: attention over fewer tokens (SDXL's first
+ * attention level, DiT patches), text tokens joined to the image tokens
+ * (Flux), and per-encoder sizes. Each against the exact attention term. */
+static void test_structure_fields(void **state)
+{
+    (void)state;
+    plan_sd_request r1024 = {1024, 1024, 1}, r512 = {512, 512, 1};
+    /* Defaults: every latent pixel is a token, 8 heads (SD1). */
+    plan_sd_model sd1 = {0};
+    assert_int_equal(plan_sd_attn_bytes(&sd1, &r512), 4096ull * 4096 * 8 * 4);
+    /* SDXL: 10 heads over (1024/8/2)^2 = 4096 tokens. */
+    plan_sd_model sdxl = {.attn_heads = 10, .attn_token_divisor = 2};
+    assert_int_equal(plan_sd_attn_bytes(&sdxl, &r1024), 4096ull * 4096 * 10 * 4);
+    assert_int_equal(plan_sd_unet_compute(&sdxl, &r1024, 0),
+                     4096ull * 4096 * 10 * 4 + 16384ull * PLAN_SD_DEFAULT_UNET_LINEAR);
+    /* Flux dev: 24 heads over 4096 image tokens plus 512 text tokens. */
+    plan_sd_model flux = {.attn_heads = 24, .attn_token_divisor = 2, .attn_text_tokens = 512};
+    uint64_t exact = 4608ull * 4608 * 24 * 4;
+    assert_int_equal(plan_sd_attn_bytes(&flux, &r1024), exact);
+    /* The text tokens are what the old "heads / 16" form missed. */
+    plan_sd_model no_text = flux;
+    no_text.attn_text_tokens = 0;
+    assert_true(plan_sd_attn_bytes(&flux, &r1024) > plan_sd_attn_bytes(&no_text, &r1024));
+    /* Flash attention drops the quadratic term whatever the structure. */
+    assert_int_equal(plan_sd_unet_compute(&flux, &r1024, 1),
+                     16384ull * PLAN_SD_DEFAULT_UNET_FA_LINEAR);
+    /* A non-square size: (768/16) x (1344/16) image tokens. */
+    plan_sd_request wide = {1344, 768, 1};
+    uint64_t t = 84ull * 48 + 512;
+    assert_int_equal(plan_sd_attn_bytes(&flux, &wide), t * t * 24 * 4);
+
+    /* Per-encoder sizes: the text-encoder phase is their sum, placed with
+     * te=cpu as one module (sd.cpp has no flag for T5 alone). */
+    plan_sd_model m = {.diffusion_bytes = 100 * PLAN_MIB, .vae_bytes = 10 * PLAN_MIB};
+    m.te_bytes[PLAN_SD_TE_CLIP_L] = 200 * PLAN_MIB;
+    m.te_bytes[PLAN_SD_TE_T5XXL] = 900 * PLAN_MIB;
+    assert_int_equal(plan_sd_te_bytes(&m), 1100 * PLAN_MIB);
+    plan_sd_placement gpu = {.gpu = 0}, te_cpu = {.gpu = 0, .te_on_cpu = 1};
+    plan_demand d1, d2;
+    genai_error e;
+    assert_int_equal(plan_sd_estimate(&m, &r512, &gpu, &d1, &e), 0);
+    assert_int_equal(plan_sd_estimate(&m, &r512, &te_cpu, &d2, &e), 0);
+    assert_int_equal(d1.gpu_parts[0].weights, 1210 * PLAN_MIB);
+    assert_int_equal(d2.gpu_parts[0].weights, 110 * PLAN_MIB);
+    assert_int_equal(d2.host_parts.weights, 1100 * PLAN_MIB);
+    /* An explicit total wins over the parts (a learned or measured value). */
+    m.text_encoder_bytes = 50 * PLAN_MIB;
+    assert_int_equal(plan_sd_te_bytes(&m), 50 * PLAN_MIB);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_compute_terms),
         cmocka_unit_test(test_cpu_peak),
         cmocka_unit_test(test_gpu_placements),
+        cmocka_unit_test(test_structure_fields),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,12 +1,14 @@
 /*
  * test_registry.c - the SQLite model registry: rows in and out, the refusal
- * of files that are not on disk, migrations from an older schema, a schema
+ * of files that are not on disk, migrations from older schemas (1 -> 3 and
+ * 2 -> 3, with the role vocabulary and the diffusion columns), a schema
  * from the future, and two processes writing at the same time.
  */
 #include "cmocka_all.h"
 
 #include "testutil.h"
 
+#include "diffusion/model_file.h"
 #include "store/digest.h"
 #include "store/registry.h"
 
@@ -198,7 +200,7 @@ static void test_migration_from_v1(void **state)
     store_db_close(db);
 
     assert_int_equal(store_db_open(f->db, &db, &e), 0);
-    assert_int_equal(store_db_version(db, &e), 2);
+    assert_int_equal(store_db_version(db, &e), STORE_SCHEMA_VERSION);
     store_model got;
     assert_int_equal(store_db_get_model(db, "old", &got, &e), 0); /* rows survive */
     store_model_free(&got);
@@ -295,8 +297,75 @@ static void test_kind_and_roles(void **state)
     assert_string_equal(store_kind_name(k), "diffusion");
     assert_int_equal(store_kind_parse("LLM", &k), GENAI_EBAD_ARG);
     assert_true(store_role_valid("t5xxl"));
+    /* One vocabulary with the diffusion module: every dm role, nothing else
+     * ("text_encoder" named no encoder and is gone since version 3). */
+    for (int r = 0; r < DM_ROLE__COUNT; r++)
+        assert_true(store_role_valid(dm_role_name((enum dm_role)r)));
+    assert_false(store_role_valid("text_encoder"));
     assert_false(store_role_valid("weights"));
     assert_false(store_role_valid(NULL));
+}
+
+/* Version 2 -> 3: rows written by the previous version (including a role
+ * that version accepted) survive; the new columns start empty and can be
+ * written; a database opened at version 2 refuses them instead of writing
+ * a column it lacks. */
+static void test_migration_from_v2(void **state)
+{
+    struct fx *f = *state;
+    store_db *db = NULL;
+    genai_error e;
+    assert_int_equal(store_db_open_at(f->db, 2, &db, &e), 0);
+    assert_int_equal(store_db_version(db, &e), 2);
+    store_file files[2] = {
+        {.role = "model", .path = f->file_a, .sha256 = f->sha_a, .size = 8},
+        {.role = "vae", .path = f->file_b, .sha256 = f->sha_b, .size = 9},
+    };
+    store_model m = model_of(f, "sdxl", files, 2);
+    assert_int_equal(store_db_put_model(db, &m, &e), 0);
+    assert_int_equal(store_db_set_settings(db, "sdxl", "{}", &e), GENAI_EUNSUPPORTED);
+    m.id = (char *)"with-detection";
+    m.detection_json = (char *)"{\"family\":\"sdxl\"}";
+    assert_int_equal(store_db_put_model(db, &m, &e), GENAI_EUNSUPPORTED);
+    store_db_close(db);
+    /* Version 2 accepted "text_encoder"; write such a row as it did. */
+    sqlite3 *raw = NULL;
+    assert_int_equal(sqlite3_open(f->db, &raw), SQLITE_OK);
+    assert_int_equal(
+        sqlite3_exec(raw, "UPDATE files SET role = 'text_encoder' WHERE idx = 1", NULL, NULL, NULL),
+        SQLITE_OK);
+    sqlite3_close(raw);
+
+    assert_int_equal(store_db_open(f->db, &db, &e), 0);
+    assert_int_equal(store_db_version(db, &e), 3);
+    store_model got;
+    assert_int_equal(store_db_get_model(db, "sdxl", &got, &e), 0);
+    assert_int_equal(got.n_files, 2);
+    assert_string_equal(got.files[1].role, "text_encoder"); /* kept as written */
+    assert_null(got.detection_json);
+    assert_null(got.settings_json);
+    store_model_free(&got);
+    assert_int_equal(store_db_get_model(db, "with-detection", &got, &e), GENAI_ENOT_FOUND);
+    assert_int_equal(store_db_set_detection(db, "sdxl", "{\"family\":\"sdxl\"}", &e), 0);
+    assert_int_equal(store_db_set_settings(db, "sdxl", "{\"steps\":{\"default\":6}}", &e), 0);
+    assert_int_equal(store_db_set_settings(db, "nope", "{}", &e), GENAI_ENOT_FOUND);
+    assert_int_equal(store_db_get_model(db, "sdxl", &got, &e), 0);
+    assert_string_equal(got.detection_json, "{\"family\":\"sdxl\"}");
+    assert_string_equal(got.settings_json, "{\"steps\":{\"default\":6}}");
+    store_model_free(&got);
+    /* Cleared with NULL; new rows carry both columns in one transaction. */
+    assert_int_equal(store_db_set_settings(db, "sdxl", NULL, &e), 0);
+    m.id = (char *)"with-detection";
+    m.files[1].role = (char *)"vae";
+    assert_int_equal(store_db_put_model(db, &m, &e), 0);
+    store_model *all = NULL;
+    size_t n = 0;
+    assert_int_equal(store_db_list_models(db, &all, &n, &e), 0);
+    assert_int_equal(n, 2);
+    assert_null(all[0].settings_json); /* "sdxl" */
+    assert_string_equal(all[1].detection_json, "{\"family\":\"sdxl\"}");
+    store_model_list_free(all, n);
+    store_db_close(db);
 }
 
 int main(void)
@@ -306,6 +375,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_put_get_list_remove, setup, teardown),
         cmocka_unit_test_setup_teardown(test_refuses_missing_or_wrong_files, setup, teardown),
         cmocka_unit_test_setup_teardown(test_migration_from_v1, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_migration_from_v2, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_mode, setup, teardown),
         cmocka_unit_test_setup_teardown(test_two_processes_write_at_once, setup, teardown),
     };

@@ -9,9 +9,11 @@
  * the PNG files and their names, the failure texts and the exit statuses.
  *
  * Instead of weights it reads a small "fake model" text file (see
- * docs/sd-double.md): module sizes, tensor counts and compute coefficients.
- * A file that is not one is "unknown model type", as a real sd-cli says of
- * any file it does not recognise.
+ * docs/sd-double.md): module sizes, tensor counts and compute coefficients,
+ * or the same text in the "fake_sd_model" metadata entry of a safetensors
+ * file (so a file with a real family's tensor layout, which genai reads for
+ * detection, can run). A file that is neither is "unknown model type", as a
+ * real sd-cli says of any file it does not recognise.
  *
  * GPU memory: when GENAI_FAKE_GPU names a fake GPU file (src/sys/fakegpu.h),
  * every module runs on device 0 unless --backend moves it to the CPU, and the
@@ -40,6 +42,7 @@
 #include "sys/fakegpu.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <limits.h>
 #include <math.h>
 #include <signal.h>
@@ -542,6 +545,33 @@ static void model_defaults(struct model *m)
     m->vae_ch = 32;
 }
 
+/* The "fake_sd_model" metadata text of a safetensors file (8-byte
+ * little-endian header length, JSON header), mem_alloc'ed; NULL when f is
+ * not such a file. */
+static char *st_fake_meta(FILE *f)
+{
+    unsigned char len8[8];
+    if (fseek(f, 0, SEEK_SET) != 0 || fread(len8, 1, 8, f) != 8)
+        return NULL;
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--)
+        n = n << 8 | len8[i];
+    if (n < 2 || n > (1u << 20))
+        return NULL;
+    char *hdr = mem_alloc((size_t)n);
+    char *text = NULL;
+    if (hdr != NULL && fread(hdr, 1, (size_t)n, f) == n) {
+        json_t *o = json_loadb(hdr, (size_t)n, 0, NULL);
+        const char *v =
+            json_string_value(json_object_get(json_object_get(o, "__metadata__"), "fake_sd_model"));
+        if (v != NULL)
+            text = mem_strdup(v);
+        json_decref(o);
+    }
+    mem_free(hdr);
+    return text;
+}
+
 /* 0 ok, -ENOENT missing, -EINVAL not a fake model. */
 static int model_load(const char *path, struct model *m)
 {
@@ -550,9 +580,17 @@ static int model_load(const char *path, struct model *m)
     if (f == NULL)
         return -ENOENT;
     char line[512];
+    char *meta = NULL;
     int rc = -EINVAL;
-    if (fgets(line, sizeof(line), f) == NULL || strcmp(line, "fake-sd-model 1\n") != 0)
-        goto out;
+    if (fgets(line, sizeof(line), f) == NULL || strcmp(line, "fake-sd-model 1\n") != 0) {
+        if ((meta = st_fake_meta(f)) == NULL)
+            goto out;
+        fclose(f);
+        if ((f = fmemopen(meta, strlen(meta), "r")) == NULL) {
+            mem_free(meta);
+            return -EINVAL;
+        }
+    }
     rc = 0;
     for (int n = 0; n < 256 && fgets(line, sizeof(line), f) != NULL; n++) {
         line[strcspn(line, "\n")] = '\0';
@@ -605,6 +643,7 @@ static int model_load(const char *path, struct model *m)
     }
 out:
     fclose(f);
+    mem_free(meta);
     return rc;
 }
 
