@@ -127,6 +127,35 @@ static void test_values(void **state)
     probe_snapshot_free(&s);
 }
 
+/* The values the real driver reported on an H100 (docs/evidence/nvml-h100.txt),
+ * replayed through the fake library: the probe must reproduce them exactly. */
+static void test_real_h100_fixture(void **state)
+{
+    (void)state;
+    char fixture[512];
+    snprintf(fixture, sizeof(fixture), "%s/sys/nvml/h100-580.159.04.json",
+             getenv("GENAI_TEST_DATA"));
+    setenv("FAKE_NVML_SCRIPT", fixture, 1);
+    probe_snapshot s;
+    sample(&s);
+    setenv("FAKE_NVML_SCRIPT", script_path, 1);
+    assert_true(s.providers[0].status.ok);
+    assert_string_equal(s.providers[0].driver_version, "580.159.04");
+    assert_string_equal(s.providers[0].runtime_version, "13.0");
+    assert_int_equal(s.n_gpus, 1);
+    const probe_gpu *g = &s.gpus[0];
+    assert_string_equal(g->name, "NVIDIA H100 80GB HBM3");
+    assert_string_equal(g->uuid, "GPU-dee4d916-f115-5094-2f2d-ba8d73dd9372");
+    assert_string_equal(g->pci_bus_id, "00000000:00:06.0");
+    assert_int_equal(g->total, 85520809984ull);
+    assert_int_equal(g->free, 83391348736ull);
+    assert_int_equal(g->used, 1626144768ull);
+    assert_int_equal(g->n_processes, 1);
+    assert_int_equal(find_pid(g, 453)->used_bytes, 1616904192ull);
+    assert_string_equal(probe_runtime_variant(&s, NULL), "cuda");
+    probe_snapshot_free(&s);
+}
+
 static void test_insufficient_size_retry(void **state)
 {
     (void)state;
@@ -265,6 +294,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_values),
+        cmocka_unit_test(test_real_h100_fixture),
         cmocka_unit_test(test_insufficient_size_retry),
         cmocka_unit_test(test_error_paths),
         cmocka_unit_test(test_missing_library_and_symbol),
