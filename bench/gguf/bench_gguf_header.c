@@ -19,6 +19,8 @@
  * (VmHWM, reset through /proc/self/clear_refs) and the heap the result keeps, each divided by the
  * header size.
  */
+#include "bench_util.h"
+
 #include "core/alloc.h"
 #include "gguf/gguf.h"
 #include "gguf/writer.h"
@@ -35,30 +37,11 @@
 #define N_VOCAB 150000
 #define N_TENSORS 1000
 
-static double now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
 static double cpu_ms(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(*v), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 /* A kB field of /proc/self/status; -1 when unavailable. */
@@ -203,7 +186,7 @@ int main(int argc, char **argv)
     memset(buf, 0, (size_t)header);
     /* Interleaved so that both see the same cache and machine state. */
     for (int i = 0; i < runs; i++) {
-        double c0 = cpu_ms(), t0 = now_ms();
+        double c0 = cpu_ms(), t0 = bench_now_ms();
         int fd = open(path, O_RDONLY | O_CLOEXEC);
         size_t got = 0;
         while (fd >= 0 && got < header) {
@@ -214,7 +197,7 @@ int main(int argc, char **argv)
         }
         if (fd >= 0)
             close(fd);
-        double c1 = cpu_ms(), t1 = now_ms();
+        double c1 = cpu_ms(), t1 = bench_now_ms();
         /* Baseline 2: the same read into freshly allocated memory, as the
          * reader must (page faults included). */
         uint8_t *fresh = mem_alloc((size_t)header);
@@ -232,18 +215,19 @@ int main(int argc, char **argv)
         double c1b = cpu_ms();
         calloc_rd[i] = c1b - c1;
         c1 = c1b;
-        t1 = now_ms();
+        t1 = bench_now_ms();
         if (gguf_open(path, &f, NULL) != 0)
             return 1;
         gguf_close(f);
-        double c2 = cpu_ms(), t2 = now_ms();
+        double c2 = cpu_ms(), t2 = bench_now_ms();
         base[i] = t1 - t0;
         rd[i] = t2 - t1;
         cbase[i] = c1 - c0;
         crd[i] = c2 - c1;
     }
-    double mb = median(base, runs), mr = median(rd, runs);
-    double cb = median(cbase, runs), cr = median(crd, runs), cf = median(calloc_rd, runs);
+    double mb = bench_median(base, runs), mr = bench_median(rd, runs);
+    double cb = bench_median(cbase, runs), cr = bench_median(crd, runs),
+           cf = bench_median(calloc_rd, runs);
 
     if (gguf_open(path, &f, NULL) != 0)
         return 1;

@@ -16,6 +16,8 @@
  * Usage: bench_image_runner [ITERATIONS]   (default 30)
  * Prints medians in ms, the overhead and the ratio runner / direct.
  */
+#include "bench_util.h"
+
 #include "core/alloc.h"
 #include "image/request.h"
 #include "image/runner.h"
@@ -29,29 +31,9 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static int run_direct(char **argv, double *ms)
 {
@@ -60,7 +42,7 @@ static int run_direct(char **argv, double *ms)
     posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
     posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     pid_t pid;
     int rc = posix_spawn(&pid, argv[0], &fa, NULL, argv, environ);
     posix_spawn_file_actions_destroy(&fa);
@@ -69,13 +51,13 @@ static int run_direct(char **argv, double *ms)
     int st;
     while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
     }
-    *ms = (double)(now_ns() - t0) / 1e6;
+    *ms = (double)(bench_now_ns() - t0) / 1e6;
     return WIFEXITED(st) && WEXITSTATUS(st) == 0 ? 0 : -1;
 }
 
 static int run_runner(uv_loop_t *loop, img_runner *r, const img_request *req, double *ms)
 {
-    int64_t t0 = now_ns();
+    int64_t t0 = bench_now_ns();
     uint64_t id;
     genai_error e;
     if (img_runner_submit(r, req, NULL, &id, &e) < 0) {
@@ -87,7 +69,7 @@ static int run_runner(uv_loop_t *loop, img_runner *r, const img_request *req, do
         uv_run(loop, UV_RUN_ONCE);
         j = img_runner_job(r, id);
     }
-    *ms = (double)(now_ns() - t0) / 1e6;
+    *ms = (double)(bench_now_ns() - t0) / 1e6;
     if (j == NULL || j->state != IMG_JOB_SUCCEEDED) {
         fprintf(stderr, "job failed: %s\n", j ? j->error : "gone");
         return -1;
@@ -153,7 +135,7 @@ int main(int argc, char **argv)
         if (run_direct(a.argv, &direct[i]) < 0 || run_runner(&loop, r, &req, &runner[i]) < 0)
             return 1;
     }
-    double md = median(direct, iters), mr = median(runner, iters);
+    double md = bench_median(direct, iters), mr = bench_median(runner, iters);
     printf("binary: %s%s\n", bin, real ? "" : " (FAKE_SD_STEP_MS=0)");
     printf("job: 64x64, 2 steps, iterations: %d\n", iters);
     printf("direct (spawn + wait):                median %.3f ms\n", md);

@@ -14,22 +14,20 @@
  * Usage: bench_llm_runtime [ITERATIONS] [LOAD_MS]. Prints medians in ms and
  * the ratios runtime / baseline.
  */
+#include "bench_util.h"
+
 #include "core/alloc.h"
 #include "gguf/writer.h"
 #include "llm/runtime.h"
+#include "testutil/testutil.h"
 #include "tiny_llama.h"
 
-#include <arpa/inet.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 typedef struct bx {
@@ -38,25 +36,6 @@ typedef struct bx {
     int seen;
     int failed;
 } bx;
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static int64_t read_stamp(const char *path)
 {
@@ -77,7 +56,7 @@ static void on_event(void *arg, llm_runtime *rt, const llm_rt_event *ev)
     bx *b = arg;
     if (ev->state == b->want && !b->seen) {
         b->seen = 1;
-        b->at_ns = now_ns();
+        b->at_ns = bench_now_ns();
     }
     if (ev->state == LLM_RT_FAILED)
         b->failed = 1;
@@ -85,56 +64,10 @@ static void on_event(void *arg, llm_runtime *rt, const llm_rt_event *ev)
 
 static int run_until(uv_loop_t *uv, bx *b, int timeout_ms)
 {
-    int64_t end = now_ns() + (int64_t)timeout_ms * 1000000;
-    while (!b->seen && !b->failed && now_ns() < end)
+    int64_t end = bench_now_ns() + (int64_t)timeout_ms * 1000000;
+    while (!b->seen && !b->failed && bench_now_ns() < end)
         uv_run(uv, UV_RUN_ONCE);
     return b->seen ? 0 : -1;
-}
-
-static int free_port(void)
-{
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(s, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
-
-static int raw_health(int port)
-{
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = 0;
-    if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0) {
-        const char req[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-        if (write(s, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1) {
-            char buf[512];
-            ssize_t n = read(s, buf, sizeof(buf) - 1);
-            ok = n > 12 && memcmp(buf, "HTTP/1.1 200", 12) == 0;
-        }
-    }
-    close(s);
-    return ok;
-}
-
-static pid_t raw_spawn(const char *const *argv)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int dn = open("/dev/null", O_RDWR);
-        dup2(dn, 0);
-        dup2(dn, 1);
-        dup2(dn, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
 }
 
 int main(int argc, char **argv)
@@ -190,7 +123,7 @@ int main(int argc, char **argv)
             return 1;
         rt_ready[i] = (double)(b.at_ns - st) / 1e6;
         b = (bx){.want = LLM_RT_STOPPED};
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
         llm_runtime_stop(rt);
         if (run_until(&uv, &b, 10000) < 0)
             return 1;
@@ -200,33 +133,27 @@ int main(int argc, char **argv)
         uv_loop_close(&uv);
 
         /* baseline */
-        int port = free_port();
+        int port = tu_free_port();
         char ps[16];
         snprintf(ps, sizeof(ps), "%d", port);
         const char *cargv[] = {FAKE_LLAMA_PATH, "-m",  model, "--host", "127.0.0.1",
                                "--port",        ps,    "-a",  "tiny",   "-c",
                                "512",           "-np", "1",   "-kvu",   "--fit",
                                "off",           "-lv", "4",   NULL};
-        pid_t pid = raw_spawn(cargv);
-        int delay = 50;
-        for (;;) {
-            poll(NULL, 0, delay);
-            if (raw_health(port))
-                break;
-            delay = delay * 2 > 500 ? 500 : delay * 2;
-        }
-        int64_t seen = now_ns();
+        pid_t pid = bench_spawn(cargv, 1);
+        bench_wait_health(port);
+        int64_t seen = bench_now_ns();
         st = read_stamp(stamp);
         if (st < 0)
             return 1;
         raw_ready[i] = (double)(seen - st) / 1e6;
-        t0 = now_ns();
+        t0 = bench_now_ns();
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
-        raw_stop[i] = (double)(now_ns() - t0) / 1e6;
+        raw_stop[i] = (double)(bench_now_ns() - t0) / 1e6;
     }
-    double rr = median(rt_ready, iters), br = median(raw_ready, iters);
-    double rs = median(rt_stop, iters), bs = median(raw_stop, iters);
+    double rr = bench_median(rt_ready, iters), br = bench_median(raw_ready, iters);
+    double rs = bench_median(rt_stop, iters), bs = bench_median(raw_stop, iters);
     printf("iterations: %d, load %s ms\n", iters, load_ms);
     printf("ready (server answers 200 -> READY): runtime %.3f ms, baseline %.3f ms, ratio %.2f\n",
            rr, br, br > 0 ? rr / br : 0);

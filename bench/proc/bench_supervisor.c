@@ -11,44 +11,23 @@
  * Usage: bench_supervisor [ITERATIONS]   (default 20)
  * Prints medians in ms and the ratios supervisor / baseline.
  */
+#include "bench_util.h"
+
 #include "../../tests/proc/proc_test_util.h"
 #include "../../tests/proc/sup_harness.h"
 
 #include "core/alloc.h"
 #include "proc/httpcheck.h"
+#include "testutil/testutil.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
-
-static int64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n)
-{
-    qsort(v, (size_t)n, sizeof(double), cmp_double);
-    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
-}
 
 static int64_t read_stamp(const char *path)
 {
@@ -61,38 +40,6 @@ static int64_t read_stamp(const char *path)
     fclose(f);
     unlink(path);
     return v;
-}
-
-/* One blocking GET /health; 1 when it answered 200. */
-static int raw_health(int port)
-{
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    int ok = 0;
-    if (connect(s, (struct sockaddr *)&a, sizeof(a)) == 0) {
-        const char req[] = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
-        if (write(s, req, sizeof(req) - 1) == (ssize_t)sizeof(req) - 1) {
-            char buf[512];
-            ssize_t n = read(s, buf, sizeof(buf) - 1);
-            ok = n > 12 && memcmp(buf, "HTTP/1.1 200", 12) == 0;
-        }
-    }
-    close(s);
-    return ok;
-}
-
-static pid_t raw_spawn(const char *const *argv)
-{
-    pid_t pid = fork();
-    if (pid == 0) {
-        int dn = open("/dev/null", O_RDWR);
-        dup2(dn, 0);
-        dup2(dn, 1);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    return pid;
 }
 
 int main(int argc, char **argv)
@@ -110,7 +57,7 @@ int main(int argc, char **argv)
     snprintf(stamp, sizeof(stamp), "/tmp/genai-bench-stamp-%ld", (long)getpid());
 
     for (int i = 0; i < iters; i++) {
-        int port = ptu_free_port();
+        int port = tu_free_port();
         char ps[16];
         snprintf(ps, sizeof(ps), "%d", port);
         const char *cargv[] = {ptu_child_path(), "--stamp", stamp, "--serve", ps, NULL};
@@ -132,7 +79,7 @@ int main(int argc, char **argv)
         if (r < 0 || st < 0)
             return 1;
         sup_ready[i] = (double)(h.events[r].at_ns - st) / 1e6;
-        int64_t t0 = now_ns();
+        int64_t t0 = bench_now_ns();
         sup_stop(h.s);
         int s = hx_wait_state(&h, SUP_STOPPED, r, 10000);
         if (s < 0)
@@ -142,26 +89,20 @@ int main(int argc, char **argv)
         chk->destroy(chk);
 
         /* baseline: fork/exec, blocking polls on the same schedule, kill+waitpid */
-        port = ptu_free_port();
+        port = tu_free_port();
         snprintf(ps, sizeof(ps), "%d", port);
-        pid_t pid = raw_spawn(cargv);
-        int delay = 50;
-        for (;;) {
-            poll(NULL, 0, delay);
-            if (raw_health(port))
-                break;
-            delay = delay * 2 > 500 ? 500 : delay * 2;
-        }
-        int64_t seen = now_ns();
+        pid_t pid = bench_spawn(cargv, 0);
+        bench_wait_health(port);
+        int64_t seen = bench_now_ns();
         st = read_stamp(stamp);
         raw_ready[i] = (double)(seen - st) / 1e6;
-        t0 = now_ns();
+        t0 = bench_now_ns();
         kill(pid, SIGTERM);
         waitpid(pid, NULL, 0);
-        raw_stop_ms[i] = (double)(now_ns() - t0) / 1e6;
+        raw_stop_ms[i] = (double)(bench_now_ns() - t0) / 1e6;
     }
-    double sr = median(sup_ready, iters), rr = median(raw_ready, iters);
-    double ss = median(sup_stop_ms, iters), rs = median(raw_stop_ms, iters);
+    double sr = bench_median(sup_ready, iters), rr = bench_median(raw_ready, iters);
+    double ss = bench_median(sup_stop_ms, iters), rs = bench_median(raw_stop_ms, iters);
     printf("iterations: %d\n", iters);
     printf("ready  (child answers 200 -> event): supervisor %.3f ms, baseline %.3f ms, "
            "ratio %.2f\n",

@@ -9,6 +9,7 @@
  * store tests' scripted server (tests/store/script_server.c) serving the
  * body from memory; both clients write into the same temporary folder.
  */
+#include "bench_util.h"
 #include "script_server.h"
 
 #include "core/alloc.h"
@@ -22,23 +23,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 extern char **environ;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static int run_curl(const char *url, const char *out)
 {
@@ -114,7 +101,7 @@ int main(int argc, char **argv)
             int genai_turn = (int)((i + k) % 2);
             unlink(dest);
             unlink(curl_out);
-            double t0 = now_s();
+            int64_t t0 = bench_now_ns();
             if (genai_turn) {
                 store_fetch_result res;
                 genai_error e;
@@ -122,13 +109,13 @@ int main(int argc, char **argv)
                     fprintf(stderr, "genai: %s\n", e.detail);
                     rc = 1;
                 }
-                tg[i] = now_s() - t0;
+                tg[i] = (double)(bench_now_ns() - t0) / 1e9;
             } else {
                 if (run_curl(url, curl_out) < 0) {
                     fprintf(stderr, "curl failed\n");
                     rc = 1;
                 }
-                tc[i] = now_s() - t0;
+                tc[i] = (double)(bench_now_ns() - t0) / 1e9;
             }
         }
     }
@@ -137,8 +124,8 @@ int main(int argc, char **argv)
     rmdir(dir);
     ss_stop(srv);
     if (rc == 0) {
-        qsort(tg, (size_t)rounds, sizeof(double), cmp_double);
-        qsort(tc, (size_t)rounds, sizeof(double), cmp_double);
+        qsort(tg, (size_t)rounds, sizeof(double), bench_cmp_double);
+        qsort(tc, (size_t)rounds, sizeof(double), bench_cmp_double);
         double mg = tg[rounds / 2], mc = tc[rounds / 2];
         printf("file %ld MiB, %ld rounds (median), folder %s\n", mib, rounds, dir);
         printf("curl -o         %8.1f MiB/s  (%.3f s)\n", (double)mib / mc, mc);

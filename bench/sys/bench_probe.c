@@ -7,20 +7,14 @@
  *
  * Usage: bench_sys_probe [ITERATIONS]   (default 2000)
  */
+#include "bench_util.h"
+
 #include "core/alloc.h"
 #include "core/paths.h"
 #include "sys/probe.h"
 
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
-
-static double now_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
 
 int main(int argc, char **argv)
 {
@@ -32,34 +26,34 @@ int main(int argc, char **argv)
     if (probe_ctx_open(&o, &ctx, NULL) != 0)
         return 1;
 
-    double t0 = now_us();
+    int64_t t0 = bench_now_ns();
     for (long i = 0; i < iters; i++) {
         char *text = NULL;
         if (paths_read_file("/proc/meminfo", 1u << 20, &text, NULL, NULL) != 0)
             return 1;
         mem_free(text);
     }
-    double base = (now_us() - t0) / (double)iters;
+    double base = (double)(bench_now_ns() - t0) / 1e3 / (double)iters;
 
-    t0 = now_us();
+    t0 = bench_now_ns();
     for (long i = 0; i < iters; i++) {
         probe_snapshot s;
         if (probe_ctx_sample(ctx, &s, NULL) != 0)
             return 1;
         probe_snapshot_free(&s);
     }
-    double sample = (now_us() - t0) / (double)iters;
+    double sample = (double)(bench_now_ns() - t0) / 1e3 / (double)iters;
     probe_ctx_close(ctx);
 
     long once_iters = iters / 10 > 0 ? iters / 10 : 1;
-    t0 = now_us();
+    t0 = bench_now_ns();
     for (long i = 0; i < once_iters; i++) {
         probe_snapshot s;
         if (probe_take(&o, &s, NULL) != 0)
             return 1;
         probe_snapshot_free(&s);
     }
-    double once = (now_us() - t0) / (double)once_iters;
+    double once = (double)(bench_now_ns() - t0) / 1e3 / (double)once_iters;
 
     printf("baseline  read /proc/meminfo      %9.1f us/op  (%ld ops)\n", base, iters);
     printf("sample    probe_ctx_sample        %9.1f us/op  ratio %.1fx\n", sample, sample / base);

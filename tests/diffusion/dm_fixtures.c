@@ -16,11 +16,9 @@
 #include "core/alloc.h"
 #include "gguf/writer.h"
 
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #define N(a) (sizeof(a) / sizeof((a)[0]))
 #define UNET "model.diffusion_model."
@@ -145,41 +143,6 @@ const size_t dmt_t5xxl_n = N(dmt_t5xxl);
 const dmt_row dmt_vae[] = {VAE_ROWS("")};
 const size_t dmt_vae_n = N(dmt_vae);
 
-char *dmt_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = mem_alloc(n);
-    assert_non_null(p);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-char *dmt_tmpdir(void)
-{
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0')
-        base = "/tmp";
-    char *dir = dmt_path(base, "genai-dm-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-void dmt_rmdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char *p = dmt_path(dir, de->d_name);
-        assert_int_equal(unlink(p), 0);
-        mem_free(p);
-    }
-    closedir(d);
-    assert_int_equal(rmdir(dir), 0);
-}
-
 char *dmt_write_st(const char *dir, const char *name, const dmt_row *rows, size_t n,
                    const char *const *meta, size_t n_meta)
 {
@@ -191,7 +154,7 @@ char *dmt_write_st(const char *dir, const char *name, const dmt_row *rows, size_
                          0);
     for (size_t i = 0; i < n_meta; i++)
         assert_int_equal(stw_meta(w, meta[2 * i], meta[2 * i + 1]), 0);
-    char *path = dmt_path(dir, name);
+    char *path = tu_path(dir, name);
     assert_int_equal(stw_write(w, path), 0);
     stw_free(w);
     return path;
@@ -214,7 +177,7 @@ char *dmt_write_gguf(const char *dir, const char *name, const dmt_row *rows, siz
                                                 NULL),
                          0);
     }
-    char *path = dmt_path(dir, name);
+    char *path = tu_path(dir, name);
     assert_int_equal(gguf_writer_write(w, path, NULL), 0);
     gguf_writer_free(w);
     return path;

@@ -2,8 +2,8 @@
  * dm_fixtures.h - model files with each family's tensor layout, for the
  * diffusion tests: the tensors that detection and the planner look at, with
  * real shapes, zero (sparse) data, in safetensors (st_writer.h) or GGUF
- * (gguf/writer.h), as checkpoints or as separate components. Plus temporary
- * directories.
+ * (gguf/writer.h), as checkpoints or as separate components, written into the
+ * temporary folders of tests/testutil/testutil.h (included here).
  *
  * Every function aborts the test (cmocka) on failure; each returned path is
  * mem_free'd by the caller.
@@ -14,16 +14,13 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "testutil/testutil.h"
+
 typedef struct dmt_row {
     const char *name;
     uint32_t n_dims;
     uint64_t shape[4]; /* row-major (torch order) */
 } dmt_row;
-
-/* A new directory under $TMPDIR or /tmp; dmt_rmdir removes its files and it. */
-char *dmt_tmpdir(void);
-void dmt_rmdir(const char *dir);
-char *dmt_path(const char *dir, const char *name);
 
 /* Writes rows (F16; F32 for 0-dimensional) as dir/name in safetensors, with
  * optional metadata pairs meta[0..2*n_meta). */

@@ -19,14 +19,14 @@ static char *dir;
 static int setup(void **state)
 {
     (void)state;
-    dir = dmt_tmpdir();
+    dir = tu_tmpdir("dm");
     return 0;
 }
 
 static int teardown(void **state)
 {
     (void)state;
-    dmt_rmdir(dir);
+    tu_rmdir(dir);
     mem_free(dir);
     return 0;
 }
@@ -356,7 +356,7 @@ static void test_sd1_split_refused(void **state)
 static void test_bad_files(void **state)
 {
     (void)state;
-    char *path = dmt_path(dir, "garbage.safetensors");
+    char *path = tu_path(dir, "garbage.safetensors");
     FILE *f = fopen(path, "we");
     assert_non_null(f);
     fputs("\x10\0\0\0\0\0\0\0{not json}      ", f);
@@ -367,7 +367,7 @@ static void test_bad_files(void **state)
     assert_int_equal(dm_detect_paths(&c, 1, &d, &e), GENAI_ECORRUPT);
     assert_non_null(strstr(e.detail, "garbage.safetensors"));
     mem_free(path);
-    path = dmt_path(dir, "absent.gguf");
+    path = tu_path(dir, "absent.gguf");
     c.path = path;
     assert_true(dm_detect_paths(&c, 1, &d, &e) < 0);
     mem_free(path);

@@ -68,7 +68,7 @@ static void test_roundtrip(void **state)
 static void test_open_sparse_file(void **state)
 {
     (void)state;
-    char *dir = dmt_tmpdir();
+    char *dir = tu_tmpdir("dm");
     char *path = dmt_write_st(dir, "sd1.safetensors", dmt_sd1, dmt_sd1_n, NULL, 0);
     struct stat st;
     assert_int_equal(stat(path, &st), 0);
@@ -86,12 +86,12 @@ static void test_open_sparse_file(void **state)
     assert_non_null(strstr(e.detail, path));
     assert_non_null(strstr(e.detail, "outside the"));
 
-    char *missing = dmt_path(dir, "missing.safetensors");
+    char *missing = tu_path(dir, "missing.safetensors");
     assert_int_equal(dm_st_open(missing, &f, &e), -ENOENT);
     assert_int_equal(dm_st_open(dir, &f, &e), GENAI_EBAD_ARG);
     mem_free(missing);
     mem_free(path);
-    dmt_rmdir(dir);
+    tu_rmdir(dir);
     mem_free(dir);
 }
 

@@ -7,12 +7,7 @@
 
 #include "core/alloc.h"
 
-#include <dirent.h>
-#include <fcntl.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 void tb_bytes(tb *b, const void *p, size_t n)
 {
@@ -105,67 +100,4 @@ void tb_free(tb *b)
     mem_free(b->p);
     b->p = NULL;
     b->len = b->cap = 0;
-}
-
-char *tu_tmpdir(void)
-{
-    const char *base = getenv("TMPDIR");
-    if (base == NULL || base[0] == '\0')
-        base = "/tmp";
-    char *dir = tu_path(base, "genai-gguf-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    return dir;
-}
-
-void tu_rmdir(const char *dir)
-{
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL) {
-        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
-            continue;
-        char *p = tu_path(dir, de->d_name);
-        assert_int_equal(unlink(p), 0);
-        mem_free(p);
-    }
-    closedir(d);
-    assert_int_equal(rmdir(dir), 0);
-}
-
-char *tu_path(const char *dir, const char *name)
-{
-    size_t n = strlen(dir) + strlen(name) + 2;
-    char *p = mem_alloc(n);
-    assert_non_null(p);
-    snprintf(p, n, "%s/%s", dir, name);
-    return p;
-}
-
-void tu_write(const char *path, const void *p, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    assert_true(fd >= 0);
-    const uint8_t *q = p;
-    while (n > 0) {
-        ssize_t k = write(fd, q, n);
-        assert_true(k > 0);
-        q += k;
-        n -= (size_t)k;
-    }
-    assert_int_equal(close(fd), 0);
-}
-
-void tu_read(const char *path, uint8_t **out, size_t *len)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    assert_true(fd >= 0);
-    off_t size = lseek(fd, 0, SEEK_END);
-    assert_true(size >= 0);
-    uint8_t *buf = mem_alloc((size_t)size + 1);
-    assert_non_null(buf);
-    assert_int_equal(pread(fd, buf, (size_t)size, 0), size);
-    close(fd);
-    *out = buf;
-    *len = (size_t)size;
 }

@@ -1,8 +1,9 @@
 /*
  * gguf_testutil.h - helpers for the GGUF tests: a raw little-endian byte
  * builder (independent of src/gguf/writer.c, so that hand-made headers check
- * the reader against the format rather than against our own writer) and
- * temporary directories.
+ * the reader against the format rather than against our own writer). The
+ * temporary folders and files they use come from tests/testutil/testutil.h,
+ * which this header includes.
  *
  * Helpers abort the test (cmocka assertion) on allocation failure; call them
  * outside mem_fail_after() windows.
@@ -12,6 +13,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "testutil/testutil.h"
 
 typedef struct tb {
     uint8_t *p;
@@ -34,16 +37,5 @@ void tb_tensor(tb *b, const char *name, uint32_t n_dims, const uint64_t *ne, uin
 void tb_pad(tb *b, size_t align);
 void tb_zeros(tb *b, size_t n);
 void tb_free(tb *b);
-
-/* A new directory under $TMPDIR or /tmp (free the string with mem_free). */
-char *tu_tmpdir(void);
-/* Removes the files in dir (one level) and dir itself. */
-void tu_rmdir(const char *dir);
-/* dir + "/" + name (mem_free it). */
-char *tu_path(const char *dir, const char *name);
-/* Writes n bytes to path (created or truncated). */
-void tu_write(const char *path, const void *p, size_t n);
-/* Reads a whole file (mem_free *out). */
-void tu_read(const char *path, uint8_t **out, size_t *len);
 
 #endif

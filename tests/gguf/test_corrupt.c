@@ -424,9 +424,9 @@ static void test_alloc_failures(void **state)
     size_t len;
     assert_int_equal(gguf_writer_to_mem(w, &img, &len, NULL), 0);
     assert_true(len > (128 << 10));
-    char *dir = tu_tmpdir();
+    char *dir = tu_tmpdir("gguf");
     char *path = tu_path(dir, "oom.gguf");
-    tu_write(path, img, len);
+    assert_int_equal(tu_write(path, img, len), 0);
 
     for (int mode = 0; mode < 2; mode++) {
         unsigned long n;

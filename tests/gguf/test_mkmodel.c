@@ -321,7 +321,7 @@ static int run_tool(char **argv)
 static void test_tool(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
+    char *dir = tu_tmpdir("gguf");
     char *path = tu_path(dir, "tiny.gguf");
     char *args[] = {NULL,  path,     "--layers", "3",          "--vocab", "400", "--type",
                     "f16", "--seed", "7",        "--kv-heads", "4",       NULL};

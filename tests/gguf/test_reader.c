@@ -324,7 +324,7 @@ static void test_lookup_many(void **state)
 static void test_open_large_header_sparse(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
+    char *dir = tu_tmpdir("gguf");
     char *path = tu_path(dir, "big.gguf");
     enum { N = 100000 };
     char **toks = mem_calloc(N, sizeof(*toks));

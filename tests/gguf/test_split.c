@@ -105,14 +105,14 @@ static void test_name_parse(void **state)
 static void test_consistent_set(void **state)
 {
     (void)state;
-    char *dir = tu_tmpdir();
+    char *dir = tu_tmpdir("gguf");
     write_set(dir, &good, 0, NULL);
     uint64_t sizes = 0;
     for (int k = 1; k <= 3; k++) {
-        uint8_t *b;
         size_t n;
         char *p = shard_path(dir, k, 3);
-        tu_read(p, &b, &n);
+        unsigned char *b = tu_read(p, &n);
+        assert_non_null(b);
         sizes += n;
         mem_free(b);
         mem_free(p);
@@ -177,7 +177,7 @@ static void test_consistent_set(void **state)
 /* Opens shard 1 of a set written with shard bad_shard replaced. */
 static int open_bad(int bad_shard, const struct shard_opts *bad, genai_error *err)
 {
-    char *dir = tu_tmpdir();
+    char *dir = tu_tmpdir("gguf");
     write_set(dir, &good, bad_shard, bad);
     char *first = shard_path(dir, 1, 3);
     gguf_model *m = NULL;
@@ -215,7 +215,7 @@ static void test_inconsistent_sets(void **state)
     assert_non_null(strstr(err.detail, "tensor 'blk.0.attn_q.weight' also in shard 2"));
 
     /* A missing shard. */
-    char *dir = tu_tmpdir();
+    char *dir = tu_tmpdir("gguf");
     write_set(dir, &good, 0, NULL);
     char *last = shard_path(dir, 3, 3), *first = shard_path(dir, 1, 3);
     assert_int_equal(unlink(last), 0);

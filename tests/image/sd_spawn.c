@@ -4,8 +4,8 @@
 #include "sd_spawn.h"
 
 #include "core/alloc.h"
+#include "testutil/testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -18,13 +18,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-static long long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 int sd_child_start(sd_child *c, const char *const *argv, const char *const *env)
 {
@@ -129,13 +122,13 @@ static int pump(sd_child *c, int wait_ms)
 
 int sd_child_read_until(sd_child *c, const char *needle, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = tu_now_ms() + timeout_ms;
     for (;;) {
         if (needle && c->out && strstr(c->out, needle))
             return 1;
         if (c->out_fd < 0 && c->err_fd < 0)
             return 0;
-        long long left = deadline - now_ms();
+        long long left = deadline - tu_now_ms();
         if (left <= 0)
             return -ETIMEDOUT;
         int rc = pump(c, (int)(left > 100 ? 100 : left));
@@ -154,9 +147,9 @@ static void decode(sd_child *c, int status)
 
 int sd_child_wait(sd_child *c, int timeout_ms)
 {
-    long long deadline = now_ms() + timeout_ms;
+    long long deadline = tu_now_ms() + timeout_ms;
     while (c->out_fd >= 0 || c->err_fd >= 0) {
-        long long left = deadline - now_ms();
+        long long left = deadline - tu_now_ms();
         if (left <= 0)
             goto timeout;
         int rc = pump(c, (int)(left > 100 ? 100 : left));
@@ -170,7 +163,7 @@ int sd_child_wait(sd_child *c, int timeout_ms)
             decode(c, status);
             break;
         }
-        if (now_ms() >= deadline)
+        if (tu_now_ms() >= deadline)
             goto timeout;
         /* Output ended but the child lives on: poll its exit every 5 ms. */
         struct timespec ts = {0, 5 * 1000000L};
@@ -206,17 +199,4 @@ int sd_child_run(sd_child *c, const char *const *argv, const char *const *env, i
     if (rc < 0)
         return rc;
     return sd_child_wait(c, timeout_ms);
-}
-
-int sd_count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *de;
-    while ((de = readdir(d)) != NULL)
-        n += de->d_name[0] != '.';
-    closedir(d);
-    return n - 1; /* the directory's own fd */
 }

@@ -38,7 +38,4 @@ void sd_child_free(sd_child *c);
 /* Runs argv to completion (sd_child_start + sd_child_wait). */
 int sd_child_run(sd_child *c, const char *const *argv, const char *const *env, int timeout_ms);
 
-/* Counts the fds open in this process (/proc/self/fd), for leak checks. */
-int sd_count_fds(void);
-
 #endif

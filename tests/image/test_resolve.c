@@ -32,7 +32,7 @@ struct fx {
 static int setup(void **state)
 {
     struct fx *f = mem_calloc(1, sizeof(*f));
-    f->dir = dmt_tmpdir();
+    f->dir = tu_tmpdir("dm");
     f->sdxl_lightning =
         dmt_write_st(f->dir, "sdxl_lightning_4step.safetensors", dmt_sdxl, dmt_sdxl_n, NULL, 0);
     f->sdxl = dmt_write_st(f->dir, "sd_xl_base_1.0.safetensors", dmt_sdxl, dmt_sdxl_n, NULL, 0);
@@ -41,7 +41,7 @@ static int setup(void **state)
     f->clip_l = dmt_write_st(f->dir, "clip_l.safetensors", dmt_clip_l, dmt_clip_l_n, NULL, 0);
     f->t5 = dmt_write_st(f->dir, "t5xxl_fp16.safetensors", dmt_t5xxl, dmt_t5xxl_n, NULL, 0);
     f->vae = dmt_write_st(f->dir, "ae.safetensors", dmt_vae, dmt_vae_n, NULL, 0);
-    f->text = dmt_path(f->dir, "model.fake");
+    f->text = tu_path(f->dir, "model.fake");
     FILE *t = fopen(f->text, "we");
     assert_non_null(t);
     fputs("fake-sd-model 1\n", t);
@@ -57,7 +57,7 @@ static int teardown(void **state)
         &f->sdxl_lightning, &f->sdxl, &f->flux, &f->clip_l, &f->t5, &f->vae, &f->text};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
         mem_free(*paths[i]);
-    dmt_rmdir(f->dir);
+    tu_rmdir(f->dir);
     mem_free(f->dir);
     mem_free(f);
     return 0;

@@ -20,9 +20,7 @@
 #include "proc/lines.h"
 #include "sys/fakegpu.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -30,7 +28,6 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MIB (1024ull * 1024)
@@ -59,52 +56,6 @@ struct h {
     enum img_job_state states[64];
     size_t n_states;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    while (readdir(d) != NULL)
-        n++;
-    closedir(d);
-    return n - 3; /* ".", "..", and the directory's own fd */
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static void rm_tree(const char *path)
-{
-    nftw(path, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
-}
-
-static int dir_entries(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
-}
 
 static void on_progress(void *arg, img_runner *r, const img_job *j)
 {
@@ -137,7 +88,7 @@ static void h_start(struct h *h, const img_runner_opts *opts)
 {
     memset(h, 0, sizeof(*h));
     unsetenv("GENAI_FAKE_GPU");
-    h->fds_before = count_fds();
+    h->fds_before = tu_fd_count();
     const char *tmp = getenv("TMPDIR");
     snprintf(h->root, sizeof(h->root), "%s/genai-runner-XXXXXX",
              tmp != NULL && tmp[0] == '/' ? tmp : "/tmp");
@@ -223,10 +174,10 @@ static void h_stop(struct h *h)
     errno = 0;
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
-    assert_int_equal(dir_entries(h->work), 0);
-    rm_tree(h->root);
+    assert_int_equal(tu_dir_entries(h->work), 0);
+    tu_rm_rf(h->root);
     unsetenv("GENAI_FAKE_GPU");
-    assert_int_equal(count_fds(), h->fds_before);
+    assert_int_equal(tu_fd_count(), h->fds_before);
 }
 
 static int job_finished(const img_job *j)
@@ -238,16 +189,16 @@ static int job_finished(const img_job *j)
 /* Runs the loop until job id has finished (or disappeared), with a deadline. */
 static const img_job *wait_done(struct h *h, uint64_t id)
 {
-    int64_t deadline = mono_ms() + JOB_MS;
+    int64_t deadline = tu_now_ms() + JOB_MS;
     while (!job_finished(img_runner_job(h->r, id))) {
-        if (mono_ms() > deadline)
+        if (tu_now_ms() > deadline)
             fail_msg("job %llu did not finish within %d ms", (unsigned long long)id, JOB_MS);
         uv_run(&h->loop, UV_RUN_ONCE);
     }
     /* The directory must be gone by the time the end is announced (unless
      * the next job has already started). */
     if (img_runner_pending(h->r) == 0)
-        assert_int_equal(dir_entries(h->work), 0);
+        assert_int_equal(tu_dir_entries(h->work), 0);
     return img_runner_job(h->r, id);
 }
 
@@ -709,9 +660,9 @@ static int stage_reached(struct h *h, uint64_t id, enum img_stage st)
 
 static void wait_stage(struct h *h, uint64_t id, enum img_stage st)
 {
-    int64_t deadline = mono_ms() + JOB_MS;
+    int64_t deadline = tu_now_ms() + JOB_MS;
     while (!stage_reached(h, id, st)) {
-        if (mono_ms() > deadline)
+        if (tu_now_ms() > deadline)
             fail_msg("stage %s not reached", img_stage_name(st));
         if (job_finished(img_runner_job(h->r, id)))
             fail_msg("job ended before stage %s: %s", img_stage_name(st),
@@ -739,14 +690,14 @@ static void test_hang_cancel(void **state)
         req.steps = 4;
         uint64_t id = submit(&h, &req, IMG_PLAN_AUTO, &tiny_model);
         wait_stage(&h, id, IMG_STAGE_SAMPLING);
-        int64_t deadline = mono_ms() + JOB_MS;
-        while (img_runner_job(h.r, id)->progress.step < 1 && mono_ms() < deadline)
+        int64_t deadline = tu_now_ms() + JOB_MS;
+        while (img_runner_job(h.r, id)->progress.step < 1 && tu_now_ms() < deadline)
             uv_run(&h.loop, UV_RUN_ONCE);
         unsetenv("FAKE_SD_HANG_AT_STEP");
         unsetenv("FAKE_SD_IGNORE_TERM");
         pid_t pid = img_runner_info(h.r, id)->pid;
         assert_true(pid > 0);
-        assert_int_equal(dir_entries(h.work), 1); /* its private output directory */
+        assert_int_equal(tu_dir_entries(h.work), 1); /* its private output directory */
         assert_int_equal(img_runner_cancel(h.r, id), IMG_CANCEL_PENDING);
         const img_job *j = wait_done(&h, id);
         const img_run_info *in = img_runner_info(h.r, id);
@@ -837,8 +788,8 @@ static void test_queue_bound_and_expiry(void **state)
     assert_int_equal(started[1], c);
     assert_int_equal(started[2], d);
     /* Expiry, waited on with a deadline. */
-    int64_t deadline = mono_ms() + 10000;
-    while (img_runner_job(h.r, d) != NULL && mono_ms() < deadline)
+    int64_t deadline = tu_now_ms() + 10000;
+    while (img_runner_job(h.r, d) != NULL && tu_now_ms() < deadline)
         uv_run(&h.loop, UV_RUN_ONCE);
     assert_null(img_runner_job(h.r, a));
     assert_null(img_runner_job(h.r, d));
@@ -870,7 +821,7 @@ static void test_free_while_running(void **state)
 static void test_size_from_files(void **state)
 {
     (void)state;
-    char *dir = dmt_tmpdir();
+    char *dir = tu_tmpdir("dm");
     char *sdxl = dmt_write_st(dir, "sdxl.safetensors", dmt_sdxl, dmt_sdxl_n, NULL, 0);
     struct stat st;
     assert_int_equal(stat(sdxl, &st), 0);
@@ -883,7 +834,7 @@ static void test_size_from_files(void **state)
     assert_true(m.diffusion_bytes + m.text_encoder_bytes + m.vae_bytes <= (uint64_t)st.st_size);
     assert_true(m.attn_heads > 0); /* from the structure, not the default (0) */
     mem_free(sdxl);
-    dmt_rmdir(dir);
+    tu_rmdir(dir);
     mem_free(dir);
 
     req = tiny(); /* the fake model is a text file: shares of its size */

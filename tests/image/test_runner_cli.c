@@ -10,10 +10,9 @@
 #include "core/alloc.h"
 #include "image/png.h"
 #include "sd_spawn.h"
+#include "testutil/testutil.h"
 
-#include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
 #include <signal.h>
@@ -33,28 +32,6 @@ static char root[1024];
 static char tmpdir[1100];
 static char env_cli[PATH_MAX + 32];
 static char env_tmp[1200];
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
-}
-
-static int dir_entries(const char *path)
-{
-    DIR *d = opendir(path);
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
-            n++;
-    closedir(d);
-    return n;
-}
 
 static void path_in_root(char *buf, size_t n, const char *name)
 {
@@ -110,7 +87,7 @@ static void test_writes_png_and_prints_seed(void **state)
     assert_non_null(strstr(c.out, "seed 5"));
     assert_non_null(strstr(c.out, out));
     check_png(out, 64);
-    assert_int_equal(dir_entries(tmpdir), 0);
+    assert_int_equal(tu_dir_entries(tmpdir), 0);
     sd_child_free(&c);
     unlink(out);
 }
@@ -212,7 +189,7 @@ static void test_failure_paragraph(void **state)
     json_decref(o);
     sd_child_free(&c);
     unlink(bogus);
-    assert_int_equal(dir_entries(tmpdir), 0);
+    assert_int_equal(tu_dir_entries(tmpdir), 0);
 }
 
 static void test_usage_errors(void **state)
@@ -238,13 +215,6 @@ static void test_usage_errors(void **state)
     }
 }
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Ctrl-C while sd-cli hangs: cancelled, exit 130, sd-cli gone, nothing left. */
 static void test_ctrl_c_cancels(void **state)
 {
@@ -259,7 +229,7 @@ static void test_ctrl_c_cancels(void **state)
     sd_child c;
     assert_int_equal(sd_child_start(&c, argv, env), 0);
     assert_int_equal(sd_child_read_until(&c, "\"step\":1", RUN_MS), 1);
-    assert_int_equal(dir_entries(tmpdir), 1); /* the job's private directory */
+    assert_int_equal(tu_dir_entries(tmpdir), 1); /* the job's private directory */
     FILE *f = fopen(pidfile, "re");
     assert_non_null(f);
     int sd_pid = 0;
@@ -272,13 +242,13 @@ static void test_ctrl_c_cancels(void **state)
     assert_int_equal(c.exit_code, 130);
     assert_non_null(strstr(c.out, "\"state\":\"cancelled\""));
     /* sd-cli was reaped by genai before it exited. */
-    int64_t deadline = mono_ms() + 5000;
-    while (kill(sd_pid, 0) == 0 && mono_ms() < deadline) {
+    int64_t deadline = tu_now_ms() + 5000;
+    while (kill(sd_pid, 0) == 0 && tu_now_ms() < deadline) {
         struct timespec ts = {0, 5000000};
         nanosleep(&ts, NULL);
     }
     assert_int_equal(kill(sd_pid, 0), -1);
-    assert_int_equal(dir_entries(tmpdir), 0);
+    assert_int_equal(tu_dir_entries(tmpdir), 0);
     assert_int_equal(access(out, F_OK), -1);
     sd_child_free(&c);
     unlink(pidfile);
@@ -310,7 +280,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     (void)state;
-    nftw(root, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rm_rf(root);
     return 0;
 }
 

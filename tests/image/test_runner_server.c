@@ -14,6 +14,7 @@
 #include "core/alloc.h"
 #include "image/png.h"
 #include "sd_spawn.h"
+#include "testutil/testutil.h"
 
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -32,13 +33,6 @@
 
 static char server_bin[PATH_MAX];
 static char model[PATH_MAX];
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static int free_port(int *fd_out)
 {
@@ -135,13 +129,13 @@ static void wait_ready(sd_child *c, int port)
     char want[64];
     snprintf(want, sizeof(want), "listening on: http://127.0.0.1:%d", port);
     assert_int_equal(sd_child_read_until(c, want, RUN_MS), 1);
-    int64_t deadline = mono_ms() + RUN_MS;
+    int64_t deadline = tu_now_ms() + RUN_MS;
     for (int delay = 5;; delay = delay < 200 ? delay * 2 : 200) {
         struct resp r = http(port, "GET", "/sdcpp/v1/capabilities", NULL);
         mem_free(r.body);
         if (r.status == 200)
             return;
-        assert_true(mono_ms() < deadline);
+        assert_true(tu_now_ms() < deadline);
         struct timespec ts = {0, delay * 1000000L};
         nanosleep(&ts, NULL);
     }
@@ -171,14 +165,14 @@ static json_t *wait_job(int port, const char *id, const char *until)
 {
     char path[128];
     snprintf(path, sizeof(path), "/sdcpp/v1/jobs/%s", id);
-    int64_t deadline = mono_ms() + RUN_MS;
+    int64_t deadline = tu_now_ms() + RUN_MS;
     for (;;) {
         json_t *o = http_json(port, "GET", path, NULL, 200);
         const char *st = json_string_value(json_object_get(o, "status"));
         if (strcmp(st, until) == 0)
             return o;
         json_decref(o);
-        assert_true(mono_ms() < deadline);
+        assert_true(tu_now_ms() < deadline);
         struct timespec ts = {0, 10000000L};
         nanosleep(&ts, NULL);
     }

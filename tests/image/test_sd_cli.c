@@ -17,6 +17,7 @@
 #include "image/progress.h"
 #include "image/request.h"
 #include "sd_spawn.h"
+#include "testutil/testutil.h"
 #include "sys/fakegpu.h"
 
 #include <dirent.h>
@@ -345,9 +346,9 @@ static void run_contract(const struct target *t)
 static void test_contract_fake(void **state)
 {
     (void)state;
-    int fds = sd_count_fds();
+    int fds = tu_fd_count();
     run_contract(&fake_target);
-    assert_int_equal(sd_count_fds(), fds);
+    assert_int_equal(tu_fd_count(), fds);
 }
 
 static void test_contract_real(void **state)
@@ -795,13 +796,6 @@ static void test_gpu_text_encoder_placement(void **state)
     remove_workdir(dir);
 }
 
-static long long mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void test_gpu_hold_and_kill(void **state)
 {
     (void)state;
@@ -830,8 +824,8 @@ static void test_gpu_hold_and_kill(void **state)
     assert_int_equal(c.exit_code, 0);
     sd_child_free(&c);
     assert_true(gpu_used() > 200 * 1024 * 1024); /* TE + UNet + VAE of the tiny model */
-    long long deadline = mono_ms() + 20000;
-    while (gpu_used() != 0 && mono_ms() < deadline) {
+    long long deadline = tu_now_ms() + 20000;
+    while (gpu_used() != 0 && tu_now_ms() < deadline) {
         struct timespec ts = {0, 20 * 1000000L};
         nanosleep(&ts, NULL);
     }

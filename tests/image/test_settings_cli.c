@@ -22,7 +22,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <jansson.h>
 #include <limits.h>
 #include <stdio.h>
@@ -57,7 +56,7 @@ static int setup(void **state)
     assert_non_null(build);
     snprintf(genai_bin, sizeof(genai_bin), "%s/src/cli/genai", build);
     snprintf(env_cli, sizeof(env_cli), "GENAI_SD_CLI=%s/tests/doubles/sd/fake-sd-cli", build);
-    f->dir = dmt_tmpdir();
+    f->dir = tu_tmpdir("dm");
     /* A registry of our own per test, and sd-cli's work folders beside it. */
     snprintf(env_home, sizeof(env_home), "GENAI_HOME=%s/home", f->dir);
     snprintf(env_tmp, sizeof(env_tmp), "TMPDIR=%s", f->dir);
@@ -70,31 +69,23 @@ static int setup(void **state)
     f->clip_l = dmt_write_st(f->dir, "clip_l.safetensors", dmt_clip_l, dmt_clip_l_n, NULL, 0);
     f->t5 = dmt_write_st(f->dir, "t5xxl_fp16.safetensors", dmt_t5xxl, dmt_t5xxl_n, NULL, 0);
     f->vae = dmt_write_st(f->dir, "ae.safetensors", dmt_vae, dmt_vae_n, NULL, 0);
-    f->out = dmt_path(f->dir, "out.png");
-    f->fds = sd_count_fds();
+    f->out = tu_path(f->dir, "out.png");
+    f->fds = tu_fd_count();
     *state = f;
     return 0;
-}
-
-static int rm_entry(const char *path, const struct stat *st, int flag, struct FTW *ftw)
-{
-    (void)st;
-    (void)flag;
-    (void)ftw;
-    return remove(path);
 }
 
 static int teardown(void **state)
 {
     struct fx *f = *state;
-    assert_int_equal(sd_count_fds(), f->fds);
+    assert_int_equal(tu_fd_count(), f->fds);
     char home[PATH_MAX];
     snprintf(home, sizeof(home), "%s/home", f->dir);
-    nftw(home, rm_entry, 16, FTW_DEPTH | FTW_PHYS);
+    tu_rm_rf(home);
     char **paths[] = {&f->lightning, &f->flux, &f->clip_l, &f->t5, &f->vae, &f->out};
     for (size_t i = 0; i < sizeof(paths) / sizeof(paths[0]); i++)
         mem_free(*paths[i]);
-    dmt_rmdir(f->dir);
+    tu_rmdir(f->dir);
     mem_free(f->dir);
     mem_free(f);
     return 0;

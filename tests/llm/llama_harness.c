@@ -8,9 +8,9 @@
 
 #include "core/alloc.h"
 #include "core/paths.h"
+#include "testutil/testutil.h"
 
 #include <curl/curl.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -23,13 +23,6 @@
 #include <unistd.h>
 
 extern char **environ;
-
-static long now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void lh_nap_ms(long ms)
 {
@@ -66,14 +59,14 @@ int lh_wait_exit(lh_child *c, long ms)
 {
     if (c->pid == 0)
         return 1;
-    long deadline = now_ms() + ms;
+    long deadline = tu_now_ms() + ms;
     for (;;) {
         pid_t p = waitpid(c->pid, &c->status, WNOHANG);
         if (p == c->pid) {
             c->pid = 0;
             return 1;
         }
-        if (now_ms() >= deadline)
+        if (tu_now_ms() >= deadline)
             return 0;
         lh_nap_ms(5);
     }
@@ -124,10 +117,10 @@ void lh_reply_free(lh_reply *r)
 
 long lh_wait_ready(lh_child *c, unsigned port, long ms, long *first_status)
 {
-    long deadline = now_ms() + ms, last = 0;
+    long deadline = tu_now_ms() + ms, last = 0;
     if (first_status != NULL)
         *first_status = 0;
-    while (now_ms() < deadline) {
+    while (tu_now_ms() < deadline) {
         if (lh_wait_exit(c, 0))
             return -1;
         lh_reply r;
@@ -151,24 +144,6 @@ char *lh_stderr(const lh_child *c)
     return text;
 }
 
-static void rm_tree(const char *dir)
-{
-    DIR *d = opendir(dir);
-    if (d == NULL)
-        return;
-    struct dirent *e;
-    char p[600];
-    while ((e = readdir(d)) != NULL) {
-        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-            continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        if (unlink(p) != 0)
-            rm_tree(p);
-    }
-    closedir(d);
-    rmdir(dir);
-}
-
 void lh_cleanup(lh_child *c)
 {
     if (c->pid != 0) {
@@ -176,7 +151,7 @@ void lh_cleanup(lh_child *c)
         lh_wait_exit(c, 10000);
     }
     if (c->dir[0] != '\0')
-        rm_tree(c->dir);
+        tu_rm_rf(c->dir);
     c->dir[0] = '\0';
 }
 

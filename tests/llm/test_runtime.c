@@ -21,6 +21,7 @@
 #include "llm/runtime.h"
 #include "proc/run.h"
 #include "sys/fakegpu.h"
+#include "testutil/testutil.h"
 #include "tiny_llama.h"
 
 #include <arpa/inet.h>
@@ -168,7 +169,7 @@ static void on_event(void *arg, llm_runtime *rt, const llm_rt_event *ev)
         r->ev.stderr_tail = NULL;
         snprintf(r->reason, sizeof(r->reason), "%s", ev->reason);
         snprintf(r->tail, sizeof(r->tail), "%s", ev->stderr_tail);
-        r->at_ms = ptu_now_ms();
+        r->at_ms = tu_now_ms();
     }
     if (ev->pid > 0 && x->npids < 16 && (x->npids == 0 || x->pids[x->npids - 1] != ev->pid))
         x->pids[x->npids++] = ev->pid;
@@ -226,7 +227,7 @@ static void do_free(loop *l, void *arg, loop_completion *c)
 static void rtx_init(rtx *x, const char *model)
 {
     memset(x, 0, sizeof(*x));
-    g_fds = ptu_count_fds();
+    g_fds = tu_fd_count();
     pthread_mutex_init(&x->mu, NULL);
     pthread_cond_init(&x->cv, NULL);
     llm_rt_config_init(&x->cfg);
@@ -310,7 +311,7 @@ static void rtx_done(rtx *x)
     }
     pthread_cond_destroy(&x->cv);
     pthread_mutex_destroy(&x->mu);
-    assert_int_equal(ptu_count_fds(), g_fds);
+    assert_int_equal(tu_fd_count(), g_fds);
     clear_switches();
 }
 
@@ -490,7 +491,7 @@ static void test_load_slowly(void **state)
     rtx x;
     rtx_init(&x, g_tiny);
     x.cfg.ctx = 512;
-    int64_t t0 = ptu_now_ms();
+    int64_t t0 = tu_now_ms();
     assert_int_equal(rtx_start(&x), 0);
     int ld = rtx_wait(&x, LLM_RT_LOADING, 0, 5000);
     assert_true(ld >= 0);
@@ -522,7 +523,7 @@ static void test_hang_on_sigterm(void **state)
     assert_int_equal(rtx_start(&x), 0);
     assert_true(rtx_wait(&x, LLM_RT_READY, 0, 10000) >= 0);
     int from = x.n;
-    int64_t t0 = ptu_now_ms();
+    int64_t t0 = tu_now_ms();
     loop_call_wait(x.l, do_stop, &x);
     int s = rtx_wait(&x, LLM_RT_STOPPED, from, 10000);
     assert_true(s >= 0);
@@ -541,7 +542,7 @@ static void test_hang_on_sigterm(void **state)
     rtx_query(&x);
     assert_int_equal(kill(x.pids[0], SIGSTOP), 0);
     from = x.n;
-    t0 = ptu_now_ms();
+    t0 = tu_now_ms();
     loop_call_wait(x.l, do_stop, &x);
     s = rtx_wait(&x, LLM_RT_STOPPED, from, 10000);
     assert_true(s >= 0);
@@ -675,7 +676,7 @@ static void test_footprint_recorded(void **state)
 static void test_cli_run_prompt(void **state)
 {
     (void)state;
-    int fds = ptu_count_fds();
+    int fds = tu_fd_count();
     char port_file[400];
     snprintf(port_file, sizeof(port_file), "%s/cli-port", g_dir);
     setenv("FAKE_LLAMA_PORT_FILE", port_file, 1);
@@ -694,7 +695,7 @@ static void test_cli_run_prompt(void **state)
     long pid = 0;
     assert_int_equal(fscanf(f, "%ld", &pid), 1);
     fclose(f);
-    assert_true(ptu_wait_pid_gone((pid_t)pid, 5000)); /* the CLI left no child behind */
+    assert_true(tu_wait_pid_gone((pid_t)pid, 5000)); /* the CLI left no child behind */
     unlink(port_file);
 
     /* A failing start: one paragraph with the cause, the child's last lines
@@ -725,7 +726,7 @@ static void test_cli_run_prompt(void **state)
     proc_capture_free(&cap);
     clear_switches();
     unlink(gpu);
-    assert_int_equal(ptu_count_fds(), fds);
+    assert_int_equal(tu_fd_count(), fds);
 }
 
 /* ---- the real llama-server ---------------------------------------------------- */

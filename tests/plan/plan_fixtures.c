@@ -96,13 +96,7 @@ int fixture_12b(gguf_profile *p)
 
 void fixture_profile_free(gguf_profile *p)
 {
-    mem_free(p->head_count);
-    mem_free(p->head_count_kv);
-    mem_free(p->swa_layer);
-    mem_free(p->has_kv);
-    mem_free(p->layer_bytes);
-    mem_free(p->layer_expert_bytes);
-    memset(p, 0, sizeof(*p));
+    gguf_profile_free(p);
 }
 
 int fixture_snapshot(probe_snapshot *s, uint32_t n_gpus, uint64_t gpu_total, uint64_t host_avail)

@@ -26,6 +26,7 @@ int fixture_ref_tiny(gguf_profile *p);
 /* A 12B-like quantized model: 48 layers of 135 MB, 5120 wide, 40/8 heads of
  * 128, 152064-token vocabulary, 32768 trained context. */
 int fixture_12b(gguf_profile *p);
+/* gguf_profile_free(): the fixtures own their arrays the same way. */
 void fixture_profile_free(gguf_profile *p);
 
 /* A snapshot with n_gpus GPUs of gpu_total bytes each (free = total), host

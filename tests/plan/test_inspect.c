@@ -5,6 +5,7 @@
  * (exit codes, human and JSON output, errors for bad flags and bad files).
  */
 #include "cmocka_all.h"
+#include "testutil/testutil.h"
 
 #include "core/alloc.h"
 #include "gguf/profile.h"
@@ -130,20 +131,11 @@ static void test_reader_profile(void **state)
     fixture_profile_free(&ref);
 }
 
-static const char *genai_path(void)
-{
-    static char path[1024];
-    const char *b = getenv("GENAI_BUILD_DIR");
-    assert_non_null(b);
-    snprintf(path, sizeof(path), "%s/src/cli/genai", b);
-    return path;
-}
-
 static void run_inspect(const char *const *args, proc_capture *out)
 {
     const char *argv[16];
     size_t n = 0;
-    argv[n++] = genai_path();
+    argv[n++] = tu_genai_bin();
     argv[n++] = "inspect";
     for (size_t i = 0; args[i] != NULL && n < 15; i++)
         argv[n++] = args[i];

@@ -4,38 +4,17 @@
 #include "proc_test_util.h"
 
 #include "core/http_client.h"
+#include "testutil/testutil.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
-#include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
-#include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 const char *ptu_child_path(void)
 {
     return PROC_CHILD_PATH; /* set by tests/proc/CMakeLists.txt */
-}
-
-int ptu_count_fds(void)
-{
-    DIR *d = opendir("/proc/self/fd");
-    if (d == NULL)
-        return -1;
-    int n = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) != NULL) {
-        if (e->d_name[0] != '.')
-            n++;
-    }
-    closedir(d);
-    return n - 1;
 }
 
 static int g_inherited[64];
@@ -92,56 +71,26 @@ int ptu_all_fds_cloexec(void)
     return ok;
 }
 
+/* The four below moved to tests/testutil; tests/orch and bench/orch still
+ * call them by these names. */
+int ptu_count_fds(void)
+{
+    return tu_fd_count();
+}
+
 int64_t ptu_now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return tu_now_ms();
 }
 
 int ptu_free_port(void)
 {
-    int s = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (s < 0)
-        return -1;
-    struct sockaddr_in a = {.sin_family = AF_INET};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    int port = -1;
-    if (bind(s, (struct sockaddr *)&a, sizeof(a)) == 0 &&
-        getsockname(s, (struct sockaddr *)&a, &len) == 0)
-        port = ntohs(a.sin_port);
-    close(s);
-    return port;
-}
-
-static int pid_running(pid_t pid)
-{
-    char path[64], buf[512];
-    snprintf(path, sizeof(path), "/proc/%ld/stat", (long)pid);
-    FILE *f = fopen(path, "re");
-    if (f == NULL)
-        return 0;
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *rp = strrchr(buf, ')'); /* the state follows "(comm) " */
-    if (rp == NULL || rp[1] == '\0' || rp[2] == '\0')
-        return 0;
-    return rp[2] != 'Z' && rp[2] != 'X';
+    return tu_free_port();
 }
 
 int ptu_wait_pid_gone(pid_t pid, int timeout_ms)
 {
-    int64_t deadline = ptu_now_ms() + timeout_ms;
-    for (;;) {
-        if (!pid_running(pid))
-            return 1;
-        if (ptu_now_ms() >= deadline)
-            return 0;
-        /* Polling /proc: nothing to wait on for a process that is not ours. */
-        poll(NULL, 0, 5);
-    }
+    return tu_wait_pid_gone(pid, timeout_ms);
 }
 
 void ptu_warm_up(void)

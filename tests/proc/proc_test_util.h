@@ -1,7 +1,10 @@
 /*
  * proc_test_util.h - helpers shared by the proc tests: where the child double
- * is, counting our open fds, monotonic time, a free loopback port, and waiting
- * (with a deadline) for a pid to disappear.
+ * is, the fds inherited from the test runner and whether ours are all
+ * close-on-exec, and warming up libuv and curl before fd counts. The generic
+ * helpers (fd counts, monotonic time, free ports, waiting for a pid to
+ * disappear) are in tests/testutil/testutil.h; the ptu_ names below forward
+ * there for the tests outside proc that still use them.
  */
 #ifndef GENAI_TESTS_PROC_TEST_UTIL_H
 #define GENAI_TESTS_PROC_TEST_UTIL_H
@@ -11,13 +14,11 @@
 
 /* Absolute path of the proc_child test double. */
 const char *ptu_child_path(void);
-/* Number of entries in /proc/self/fd (not counting the one used to list it). */
+/* tu_fd_count(), tu_now_ms(), tu_free_port() and tu_wait_pid_gone() under
+ * their former names (see tests/testutil/testutil.h). */
 int ptu_count_fds(void);
-/* CLOCK_MONOTONIC in milliseconds. */
 int64_t ptu_now_ms(void);
-/* A loopback TCP port that was free a moment ago (bound and released). */
 int ptu_free_port(void);
-/* 1 when pid no longer runs (gone, or a zombie) within timeout_ms, else 0. */
 int ptu_wait_pid_gone(pid_t pid, int timeout_ms);
 /* Remembers the fds this process inherited (from ctest, the shell), which
  * ptu_all_fds_cloexec does not judge. Call first thing in main. */

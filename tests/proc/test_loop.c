@@ -9,6 +9,7 @@
 #include "core/alloc.h"
 #include "core/loop.h"
 #include "proc_test_util.h"
+#include "testutil/testutil.h"
 
 #include <pthread.h>
 #include <string.h>
@@ -232,7 +233,7 @@ static void leave_timer_open(loop *l, void *arg)
 static void test_stop_drains_and_closes(void **state)
 {
     (void)state;
-    int fds_before = ptu_count_fds();
+    int fds_before = tu_fd_count();
     loop *l;
     assert_int_equal(loop_start(&l, NULL), 0);
     int ran = 0;
@@ -244,7 +245,7 @@ static void test_stop_drains_and_closes(void **state)
     loop_stop(l); /* returns only once the loop is closed: the timer too */
     assert_int_equal(ran, 1000);
     mem_free(leftover);
-    assert_int_equal(ptu_count_fds(), fds_before);
+    assert_int_equal(tu_fd_count(), fds_before);
     loop_stop(NULL);
 }
 

@@ -7,6 +7,7 @@
 
 #include "proc/run.h"
 #include "proc_test_util.h"
+#include "testutil/testutil.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -16,7 +17,7 @@
 static void test_exit_code_and_streams(void **state)
 {
     (void)state;
-    int fds_before = ptu_count_fds();
+    int fds_before = tu_fd_count();
     const char *argv[] = {ptu_child_path(), "--out",  "hello\\n", "--err",
                           "oops\\n",        "--exit", "7",        NULL};
     proc_capture c;
@@ -31,7 +32,7 @@ static void test_exit_code_and_streams(void **state)
     assert_int_equal(c.truncated, 0);
     proc_capture_free(&c);
     assert_null(c.out);
-    assert_int_equal(ptu_count_fds(), fds_before);
+    assert_int_equal(tu_fd_count(), fds_before);
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1); /* nothing left to reap */
     assert_int_equal(errno, ECHILD);
 }
@@ -53,14 +54,14 @@ static void test_killed_by_signal(void **state)
 static void test_timeout_kills_and_reaps(void **state)
 {
     (void)state;
-    int fds_before = ptu_count_fds();
+    int fds_before = tu_fd_count();
     const char *argv[] = {ptu_child_path(), "--err", "loading\\n", "--ignore-term", "all",
                           "--hang",         NULL};
     proc_capture c = {.exit_code = 12345};
     genai_error e;
-    int64_t t0 = ptu_now_ms();
+    int64_t t0 = tu_now_ms();
     assert_int_equal(proc_run_capture(argv, 300, 4096, &c, &e), GENAI_ETIMEOUT);
-    int64_t took = ptu_now_ms() - t0;
+    int64_t took = tu_now_ms() - t0;
     assert_true(took >= 300);
     assert_true(took < 10000);            /* bounded; generous for a loaded machine */
     assert_int_equal(c.exit_code, 12345); /* untouched on failure */
@@ -68,13 +69,13 @@ static void test_timeout_kills_and_reaps(void **state)
     assert_non_null(strstr(e.detail, "loading"));
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
-    assert_int_equal(ptu_count_fds(), fds_before);
+    assert_int_equal(tu_fd_count(), fds_before);
 }
 
 static void test_exec_failure(void **state)
 {
     (void)state;
-    int fds_before = ptu_count_fds();
+    int fds_before = tu_fd_count();
     genai_error e;
     proc_capture c;
     const char *missing[] = {"/nonexistent/genai-no-such-program", NULL};
@@ -87,7 +88,7 @@ static void test_exec_failure(void **state)
     const char *dir[] = {"/tmp", NULL};
     assert_int_equal(proc_run_capture(dir, 1000, 4096, &c, &e), -EACCES);
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
-    assert_int_equal(ptu_count_fds(), fds_before);
+    assert_int_equal(tu_fd_count(), fds_before);
 }
 
 static void test_path_lookup(void **state)

@@ -12,6 +12,7 @@
 #include "proc/lines.h"
 #include "proc_test_util.h"
 #include "sup_harness.h"
+#include "testutil/testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -30,7 +31,7 @@ typedef struct fixture {
 static int setup(void **state)
 {
     static fixture f;
-    f.fds_before = ptu_count_fds();
+    f.fds_before = tu_fd_count();
     *state = &f;
     return 0;
 }
@@ -42,7 +43,7 @@ static int teardown(void **state)
     errno = 0;
     assert_int_equal(waitpid(-1, NULL, WNOHANG), -1);
     assert_int_equal(errno, ECHILD);
-    assert_int_equal(ptu_count_fds(), f->fds_before);
+    assert_int_equal(tu_fd_count(), f->fds_before);
     return 0;
 }
 
@@ -222,7 +223,7 @@ static void test_die_while_loading_reported_at_once(void **state)
     (void)state;
     hx h;
     hx_init(&h);
-    int port = ptu_free_port();
+    int port = tu_free_port();
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
     /* Answers 503 for 400 ms (loading), then dies with an OOM signature. */
@@ -269,7 +270,7 @@ static void test_ready_then_clean_stop(void **state)
     (void)state;
     hx h;
     hx_init(&h);
-    int port = ptu_free_port();
+    int port = tu_free_port();
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
     const char *argv[] = {ptu_child_path(), "--key", "s3cret", "--ready-after-ms", "200",
@@ -306,7 +307,7 @@ static void test_wrong_key_never_ready(void **state)
     (void)state;
     hx h;
     hx_init(&h);
-    int port = ptu_free_port();
+    int port = tu_free_port();
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
     const char *argv[] = {ptu_child_path(), "--key", "right", "--serve", ps, NULL};
@@ -332,12 +333,12 @@ static void test_hang_before_ready_hits_deadline(void **state)
     (void)state;
     hx h;
     hx_init(&h);
-    int port = ptu_free_port(); /* nobody listens: no answer at all */
+    int port = tu_free_port(); /* nobody listens: no answer at all */
     const char *argv[] = {ptu_child_path(), "--err", "loading model\\n", "--hang", NULL};
     sup_opts o = {
         .name = "hang", .argv = argv, .check = http_check(&h, port, NULL), .ready_timeout_ms = 500};
     assert_int_equal(hx_new_sup(&h, &o), 0);
-    int64_t t0 = ptu_now_ms();
+    int64_t t0 = tu_now_ms();
     assert_int_equal(sup_start(h.s, NULL), 0);
     int f = hx_wait_state(&h, SUP_FAILED, 0, 10000);
     assert_true(f >= 0);
@@ -371,11 +372,11 @@ static void stop_escalation(const char *mode, sup_stop_how want_how, int want_si
     assert_int_equal(sup_get_state(h.s), SUP_READY); /* no check */
     /* Wait until the handler is installed (the line comes after it). */
     assert_true(hx_wait(&h, saw_armed, 10000));
-    int64_t t0 = ptu_now_ms();
+    int64_t t0 = tu_now_ms();
     sup_stop(h.s);
     int s = hx_wait_state(&h, SUP_STOPPED, 0, 10000);
     assert_true(s >= 0);
-    int64_t took = ptu_now_ms() - t0;
+    int64_t took = tu_now_ms() - t0;
     hx_event *e = &h.events[s];
     assert_int_equal(e->ev.stop_how, want_how);
     if (want_signal != 0) {
@@ -440,7 +441,7 @@ static void test_watchdog_restarts_hung_child(void **state)
     (void)state;
     hx h;
     hx_init(&h);
-    int port = ptu_free_port();
+    int port = tu_free_port();
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
     /* Healthy for 500 ms, then stops answering but stays alive. */
@@ -475,7 +476,7 @@ static void test_child_sees_only_stdio_fds(void **state)
     hx_init(&h);
     /* A server child with an HTTP check, so that curl sockets, pipes, the
      * pidfd and the loop's own fds all exist when the second child starts. */
-    int port = ptu_free_port();
+    int port = tu_free_port();
     char ps[16];
     snprintf(ps, sizeof(ps), "%d", port);
     const char *server_argv[] = {ptu_child_path(), "--serve", ps, NULL};
@@ -585,7 +586,7 @@ static void test_child_dies_with_sigkilled_parent(void **state)
     assert_int_equal(kill(child, 0), 0); /* alive while the helper lives */
     assert_int_equal(kill(helper, SIGKILL), 0);
     assert_int_equal(waitpid(helper, NULL, 0), helper);
-    assert_true(ptu_wait_pid_gone(child, 5000));
+    assert_true(tu_wait_pid_gone(child, 5000));
 }
 
 int main(void)

@@ -8,7 +8,7 @@
 #include "cmocka_all.h"
 
 #include "script_server.h"
-#include "testutil.h"
+#include "testutil/testutil.h"
 
 #include "core/alloc.h"
 #include "store/digest.h"

@@ -6,7 +6,7 @@
  */
 #include "cmocka_all.h"
 
-#include "testutil.h"
+#include "testutil/testutil.h"
 
 #include "diffusion/model_file.h"
 #include "store/digest.h"

@@ -6,6 +6,7 @@
  * those GPUs; --help works and a bad flag is a usage error (exit 2).
  */
 #include "cmocka_all.h"
+#include "testutil/testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -54,19 +55,10 @@ static void run(char *const argv[], run_result *r)
     r->status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static const char *genai_path(void)
-{
-    static char path[1024];
-    const char *b = getenv("GENAI_BUILD_DIR");
-    assert_non_null(b);
-    snprintf(path, sizeof(path), "%s/src/cli/genai", b);
-    return path;
-}
-
 static json_t *system_json(void)
 {
     static run_result r;
-    char *argv[] = {(char *)genai_path(), "system", "--json", NULL};
+    char *argv[] = {(char *)tu_genai_bin(), "system", "--json", NULL};
     run(argv, &r);
     assert_int_equal(r.status, 0);
     json_error_t je;
@@ -161,7 +153,7 @@ static void test_with_fake_gpu(void **state)
 
     /* The readable form names the GPU and the provider. */
     run_result r;
-    char *argv[] = {(char *)genai_path(), "system", NULL};
+    char *argv[] = {(char *)tu_genai_bin(), "system", NULL};
     run(argv, &r);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "Fake GPU 8GB"));
@@ -188,7 +180,7 @@ static void test_with_fake_nvml(void **state)
     setenv("FAKE_NVML_SCRIPT", path, 1);
     setenv("GENAI_NVML_LIBRARY", getenv("FAKE_NVML_LIB"), 1);
     run_result r;
-    char *argv[] = {(char *)genai_path(), "system", NULL};
+    char *argv[] = {(char *)tu_genai_bin(), "system", NULL};
     run(argv, &r);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "NVIDIA NVIDIA Test"));
@@ -203,11 +195,11 @@ static void test_flags(void **state)
 {
     (void)state;
     run_result r;
-    char *help[] = {(char *)genai_path(), "system", "--help", NULL};
+    char *help[] = {(char *)tu_genai_bin(), "system", "--help", NULL};
     run(help, &r);
     assert_int_equal(r.status, 0);
     assert_non_null(strstr(r.out, "Usage: genai system"));
-    char *bad[] = {(char *)genai_path(), "system", "--bogus", NULL};
+    char *bad[] = {(char *)tu_genai_bin(), "system", "--bogus", NULL};
     run(bad, &r);
     assert_int_equal(r.status, 2);
     assert_int_equal(r.len, 0); /* the complaint goes to stderr */

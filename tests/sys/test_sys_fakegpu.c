@@ -8,6 +8,7 @@
 
 #include "core/alloc.h"
 #include "sys/fakegpu.h"
+#include "testutil/testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -75,22 +76,15 @@ static uint64_t used_now(void)
     return u;
 }
 
-static uint64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
-}
-
 /* Polls until used_now() == want or the deadline passes; returns the time
  * it took in ms, or -1 at the deadline. */
 static long wait_used(uint64_t want, uint64_t deadline_ms)
 {
-    uint64_t start = mono_ms();
+    uint64_t start = tu_now_ms();
     struct timespec tick = {0, 5 * 1000 * 1000};
-    while (mono_ms() - start < deadline_ms) {
+    while (tu_now_ms() - start < deadline_ms) {
         if (used_now() == want)
-            return (long)(mono_ms() - start);
+            return (long)(tu_now_ms() - start);
         nanosleep(&tick, NULL);
     }
     return -1;
@@ -251,14 +245,14 @@ static void test_late_release_in_time(void **state)
     make_gpu(8 * GIB, 1 * GIB, 300);
     int32_t me = (int32_t)getpid();
     assert_int_equal(fakegpu_try_alloc(path, 0, me, 4 * GIB, NULL, NULL), 0);
-    uint64_t released = mono_ms();
+    uint64_t released = tu_now_ms();
     assert_int_equal(fakegpu_release(path, me, NULL), 1);
     /* Still counted right after the release... */
     assert_int_equal(used_now(), 5 * GIB);
     /* ...and given back about release_delay_ms later. */
     long waited = wait_used(1 * GIB, 5000);
     assert_true(waited >= 0);
-    assert_true(mono_ms() - released >= 290); /* wall and monotonic clocks: small slack */
+    assert_true(tu_now_ms() - released >= 290); /* wall and monotonic clocks: small slack */
 }
 
 static void test_dead_and_zombie_pids(void **state)
