@@ -582,6 +582,28 @@ int store_db_remove_model(store_db *db, const char *id, store_model *removed, ge
     }
     sqlite3_finalize(st);
     st = NULL;
+    /* A file another model still lists (the same download registered twice,
+     * or a shared VAE) must survive this removal: report it unmanaged. */
+    if (sqlite3_prepare_v2(db->sql, "SELECT 1 FROM files WHERE path = ? LIMIT 1", -1, &st,
+                           NULL) != SQLITE_OK) {
+        rc = sql_fail(db, err, "preparing the shared-file check");
+        goto free_model;
+    }
+    for (size_t i = 0; i < m.n_files; i++) {
+        if (!m.files[i].managed)
+            continue;
+        sqlite3_reset(st);
+        bind_text(st, 1, m.files[i].path);
+        int step = sqlite3_step(st);
+        if (step == SQLITE_ROW) {
+            m.files[i].managed = 0;
+        } else if (step != SQLITE_DONE) {
+            rc = sql_fail(db, err, "checking for shared files");
+            goto free_model;
+        }
+    }
+    sqlite3_finalize(st);
+    st = NULL;
     if ((rc = exec(db, "COMMIT", err)) < 0)
         goto free_model;
     if (removed != NULL)

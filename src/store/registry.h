@@ -121,7 +121,9 @@ int store_db_get_model(store_db *db, const char *id, store_model *out, genai_err
 int store_db_list_models(store_db *db, store_model **out, size_t *n, genai_error *err);
 /* Deletes a model's rows (files and footprints too). When removed is not
  * NULL it receives the rows as they were (free with store_model_free), so
- * the caller can delete the files afterwards. GENAI_ENOT_FOUND if absent. */
+ * the caller can delete the files afterwards; a file that another model
+ * still lists comes back with managed = 0, so it is not deleted under that
+ * model. GENAI_ENOT_FOUND if absent. */
 int store_db_remove_model(store_db *db, const char *id, store_model *removed, genai_error *err);
 /* Stores (or clears, with NULL) the cached profile JSON of a model. */
 int store_db_set_profile(store_db *db, const char *id, const char *profile_json, genai_error *err);

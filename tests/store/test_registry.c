@@ -146,6 +146,13 @@ static void test_put_get_list_remove(void **state)
     assert_int_equal(store_db_put_footprint(db, &fp, &e), GENAI_ENOT_FOUND);
 
     store_model removed;
+    /* "sd" owns file_a (managed), but "llm" lists the same file: removing
+     * "sd" must not hand file_a back for deletion. */
+    assert_int_equal(store_db_remove_model(db, "sd", &removed, &e), 0);
+    assert_string_equal(removed.files[0].path, f->file_a);
+    assert_int_equal(removed.files[0].managed, 0);
+    assert_int_equal(removed.files[1].managed, 0);
+    store_model_free(&removed);
     assert_int_equal(store_db_remove_model(db, "llm", &removed, &e), 0);
     assert_string_equal(removed.files[0].path, f->file_a);
     store_model_free(&removed);
