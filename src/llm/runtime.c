@@ -660,6 +660,9 @@ static int plan(llm_runtime *rt, genai_error *err)
         goto out_profile;
 
     llm_rt_plan *pl = &rt->plan;
+    /* The configuration the last start chose, for a reload (see below). */
+    plan_llm_choice prev = pl->choice;
+    int had_prev = rt->have_plan;
     memset(pl, 0, sizeof(*pl));
     pl->n_gpus = snap.n_gpus < PLAN_MAX_GPUS ? snap.n_gpus : PLAN_MAX_GPUS;
     pl->n_layer = p.n_layer;
@@ -673,28 +676,54 @@ static int plan(llm_runtime *rt, genai_error *err)
 
     plan_fit_env env;
     plan_fit_env_init(&env, &snap);
-    rc = plan_llm_autoconfig(&p, &base, &env, rt->cfg.ctx_floor, &pl->choice, err);
-    rt->have_plan = rc == 0 || rc == GENAI_ENO_FIT;
-    if (rc == 0) {
-        rc = model_identity(rt, &snap, err);
-        if (rc == 0)
-            rc = plan_llm_config_key(&p, &pl->choice.cfg, rt->config_key, sizeof(rt->config_key),
-                                     err);
-        if (rc < 0)
-            goto out_snap;
-        /* The best tier for the chosen configuration, checked with the one
-         * fit function: a footprint measured last time overrides the
-         * estimate auto-configuration used. */
-        int tier =
-            plan_llm_demand(rt->fp, rt->model_key, &p, &pl->choice.cfg, NULL, &pl->demand, err);
-        if (tier < 0) {
-            rc = tier;
-            goto out_snap;
+    rc = model_identity(rt, &snap, err);
+    if (rc < 0)
+        goto out_snap;
+
+    /* A reload (a restart, or the orchestrator bringing the LLM back) first
+     * tries the configuration it had, priced by what that run really used:
+     * measured beats estimated (DESIGN.md principle 1), so an estimate that
+     * has grown too big cannot refuse a configuration that ran here. */
+    if (had_prev &&
+        plan_llm_config_key(&p, &prev.cfg, rt->config_key, sizeof(rt->config_key), NULL) == 0) {
+        plan_demand d;
+        plan_fit_result fit;
+        if (plan_llm_demand(rt->fp, rt->model_key, &p, &prev.cfg, NULL, &d, NULL) ==
+                PLAN_TIER_MEASURED &&
+            plan_fit(&env, &d, &fit, NULL) == 0) {
+            rt->have_plan = 1;
+            pl->choice = prev;
+            pl->choice.fit = fit;
+            pl->demand = d;
+            goto out_snap; /* rc == 0 */
         }
-        if (tier != PLAN_TIER_ESTIMATE)
-            rc = plan_fit(&env, &pl->demand, &pl->choice.fit, err);
+    }
+
+    int arc = plan_llm_autoconfig(&p, &base, &env, rt->cfg.ctx_floor, &pl->choice, err);
+    rt->have_plan = arc == 0 || arc == GENAI_ENO_FIT;
+    if (!rt->have_plan) {
+        rc = arc;
+        goto out_snap;
+    }
+    rc = plan_llm_config_key(&p, &pl->choice.cfg, rt->config_key, sizeof(rt->config_key), err);
+    if (rc < 0)
+        goto out_snap;
+    /* The best tier for the chosen configuration (or, when nothing fit by the
+     * estimate, the closest one: with every field pinned, as the orchestrator
+     * pins a reload, that is the pinned configuration), checked with the one
+     * fit function: a footprint measured last time overrides the estimate
+     * auto-configuration used, in both directions. */
+    int tier = plan_llm_demand(rt->fp, rt->model_key, &p, &pl->choice.cfg, NULL, &pl->demand, err);
+    if (tier < 0) {
+        rc = tier;
+        goto out_snap;
+    }
+    if (tier != PLAN_TIER_ESTIMATE) {
+        rc = plan_fit(&env, &pl->demand, &pl->choice.fit, err);
     } else {
-        pl->demand = pl->choice.demand;
+        rc = arc;
+        if (arc == GENAI_ENO_FIT)
+            pl->demand = pl->choice.demand;
     }
     if (rc == GENAI_ENO_FIT) {
         /* When the caller fixed -ngl or -c, say what would fit instead. */

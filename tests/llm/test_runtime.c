@@ -671,6 +671,70 @@ static void test_footprint_recorded(void **state)
     unlink(gpu);
 }
 
+/*
+ * Measured beats estimated (DESIGN.md principle 1): a pinned configuration
+ * whose estimate no longer fits the GPU, but whose footprint measured on
+ * the last run does, starts with the measurement instead of being refused.
+ */
+static void test_measured_overrides_estimate(void **state)
+{
+    (void)state;
+    char gpu[400];
+    setenv("GENAI_FAKE_GPU", fake_gpu_8g(gpu, sizeof(gpu)), 1);
+    rtx x;
+    rtx_init(&x, g_tiny);
+    x.cfg.ngl = 3; /* pinned, as the orchestrator pins a reload */
+    x.cfg.ctx = 2048;
+    assert_int_equal(rtx_start(&x), 0);
+    assert_int_equal(x.plan.demand.tier, PLAN_TIER_ESTIMATE);
+    uint64_t estimate = x.plan.demand.gpu[0];
+    assert_true(rtx_wait(&x, LLM_RT_READY, 0, 10000) >= 0);
+    rtx_query(&x);
+    assert_true(x.have_measured);
+    uint64_t measured = x.measured.gpu[0];
+    assert_true(measured > 0 && measured < estimate);
+    int from = x.n;
+    loop_call_wait(x.l, do_stop, &x);
+    assert_true(rtx_wait(&x, LLM_RT_STOPPED, from, 10000) >= 0);
+
+    /* Others now hold the card but for the measurement, the reserve and
+     * half of what the estimate adds on top. */
+    fakegpu_state st;
+    assert_int_equal(fakegpu_read(gpu, &st, NULL), 0);
+    uint64_t room = measured + PLAN_DEFAULT_GPU_RESERVE + (estimate - measured) / 2;
+    st.devices[0].base_used_bytes = st.devices[0].total_bytes - room;
+    assert_int_equal(fakegpu_write(gpu, &st, NULL), 0);
+    fakegpu_state_free(&st);
+
+    /* The same runtime restarting: the configuration it had, measured. */
+    from = x.n;
+    int rc = rtx_start(&x);
+    if (rc != 0)
+        print_message("start: %s\n", x.start_err.detail);
+    assert_int_equal(rc, 0);
+    assert_int_equal(x.plan.demand.tier, PLAN_TIER_MEASURED);
+    assert_true(rtx_wait(&x, LLM_RT_READY, from, 10000) >= 0);
+    from = x.n;
+    loop_call_wait(x.l, do_stop, &x);
+    assert_true(rtx_wait(&x, LLM_RT_STOPPED, from, 10000) >= 0);
+
+    /* A new runtime with every field pinned (how the orchestrator reloads),
+     * sharing the footprint table: the measurement decides too. */
+    loop_call_wait(x.l, do_free, &x);
+    x.rt = NULL;
+    x.cfg.kv = PLAN_CACHE_F16;
+    x.cfg.fa = x.plan.choice.cfg.flash_attn;
+    from = x.n;
+    rc = rtx_start(&x);
+    if (rc != 0)
+        print_message("start: %s\n", x.start_err.detail);
+    assert_int_equal(rc, 0);
+    assert_int_equal(x.plan.demand.tier, PLAN_TIER_MEASURED);
+    assert_true(rtx_wait(&x, LLM_RT_READY, from, 10000) >= 0);
+    rtx_done(&x);
+    unlink(gpu);
+}
+
 /* ---- genai run as a process ------------------------------------------------- */
 
 static void test_cli_run_prompt(void **state)
@@ -846,6 +910,7 @@ int main(void)
         cmocka_unit_test(test_port_in_use),
         cmocka_unit_test(test_does_not_fit),
         cmocka_unit_test(test_footprint_recorded),
+        cmocka_unit_test(test_measured_overrides_estimate),
         cmocka_unit_test(test_cli_run_prompt),
         cmocka_unit_test(test_real_server),
     };
