@@ -23,7 +23,17 @@
 #include <string.h>
 #include <strings.h>
 
-enum cfg_type { CFG_HOST, CFG_SECRET, CFG_SECRET_FILE, CFG_UINT, CFG_SIZE, CFG_LIST };
+enum cfg_type {
+    CFG_HOST,
+    CFG_SECRET,
+    CFG_SECRET_FILE,
+    CFG_UINT,
+    CFG_SIZE,
+    CFG_LIST,
+    CFG_AMOUNT,  /* config_amount */
+    CFG_AMOUNTS, /* config_amounts: one, or one per GPU, comma-separated */
+    CFG_POLICY,  /* enum config_others_policy: "warn" | "offload" */
+};
 
 typedef struct cfg_key {
     const char *name;
@@ -52,6 +62,16 @@ static const cfg_key keys[] = {
     {"queue_limit", "GENAI_QUEUE_LIMIT", CFG_UINT, OFF(queue_limit), 0, 100000},
     {"queue_timeout_s", "GENAI_QUEUE_TIMEOUT_S", CFG_UINT, OFF(queue_timeout_s), 1, 86400},
     {"sse_ping_s", "GENAI_SSE_PING_S", CFG_UINT, OFF(sse_ping_s), 1, 3600},
+    {"budget.gpu", "GENAI_BUDGET_GPU", CFG_AMOUNTS, OFF(budget_gpu), 0, 0},
+    {"budget.host", "GENAI_BUDGET_HOST", CFG_AMOUNT, OFF(budget_host), 0, 0},
+    {"reserve.gpu", "GENAI_RESERVE_GPU", CFG_AMOUNTS, OFF(reserve_gpu), 0, 0},
+    {"reserve.host", "GENAI_RESERVE_HOST", CFG_AMOUNT, OFF(reserve_host), 0, 0},
+    {"other_programs.policy", "GENAI_OTHER_PROGRAMS_POLICY", CFG_POLICY, OFF(others_policy), 0, 0},
+    /* A sample costs 0.13-0.3 ms (docs/system.md): even 10 ms is cheap, and
+     * an hour between samples is as good as off. */
+    {"watch.interval_ms", "GENAI_WATCH_INTERVAL_MS", CFG_UINT, OFF(watch_interval_ms), 10, 3600000},
+    {"watch.fast_interval_ms", "GENAI_WATCH_FAST_INTERVAL_MS", CFG_UINT, OFF(watch_fast_ms), 10,
+     60000},
 };
 
 #define N_KEYS (sizeof(keys) / sizeof(keys[0]))
@@ -79,6 +99,13 @@ void config_init(genai_config *c)
     c->queue_timeout_s = 300;
     /* Proxies commonly drop idle connections after 30-60 s. */
     c->sse_ping_s = 15;
+    /* The plan adapts to other programs unless told to only warn. */
+    c->others_policy = CONFIG_OTHERS_OFFLOAD;
+    /* Once a second notices a game loading a level before its own
+     * allocation fails on most engines' retry paths; 250 ms during a swap
+     * matches the reclamation polls (memory.md §10: Ollama's 250 ms). */
+    c->watch_interval_ms = 1000;
+    c->watch_fast_ms = 250;
 }
 
 static void list_free(config_list *l)
@@ -249,6 +276,158 @@ static int read_key_file(const char *path, char **out, genai_error *err)
     return 0;
 }
 
+/* Unit suffixes of an amount: binary for K/M/G/T, KiB.., decimal for KB... */
+static const struct {
+    const char *name;
+    uint64_t mult;
+} units[] = {
+    {"b", 1},
+    {"k", 1ull << 10},
+    {"kib", 1ull << 10},
+    {"kb", 1000ull},
+    {"m", 1ull << 20},
+    {"mib", 1ull << 20},
+    {"mb", 1000000ull},
+    {"g", 1ull << 30},
+    {"gib", 1ull << 30},
+    {"gb", 1000000000ull},
+    {"t", 1ull << 40},
+    {"tib", 1ull << 40},
+    {"tb", 1000000000000ull},
+};
+
+/* Digits after the point that are kept (more are refused). */
+#define AMOUNT_FRAC_DIGITS 9
+
+int config_parse_amount(const char *text, config_amount *out, genai_error *err)
+{
+    const char *p = text;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t'))
+        n--;
+    if (n == 0 || (n == 4 && strncasecmp(p, "none", 4) == 0)) {
+        *out = (config_amount){CONFIG_AMOUNT_NONE, 0, 0};
+        return 0;
+    }
+    const char *end = p + n;
+    uint64_t ip = 0, frac = 0, scale = 1; /* value = ip + frac / scale */
+    int digits = 0, point = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
+        if (ip > (UINT64_MAX - 9) / 10)
+            goto bad;
+        ip = ip * 10 + (uint64_t)(*p - '0');
+    }
+    if (p < end && *p == '.') {
+        point = 1;
+        for (p++; p < end && *p >= '0' && *p <= '9'; p++, digits++) {
+            if (scale == 1000000000ull)
+                goto bad; /* more than AMOUNT_FRAC_DIGITS */
+            frac = frac * 10 + (uint64_t)(*p - '0');
+            scale *= 10;
+        }
+    }
+    if (digits == 0)
+        goto bad;
+    while (p < end && *p == ' ')
+        p++;
+    size_t ulen = (size_t)(end - p);
+    if (ulen == 1 && *p == '%') {
+        /* percent -> ppm: (ip + frac/scale) * 10^4 */
+        if (ip > 100)
+            goto range;
+        uint64_t ppm = ip * 10000u + frac * 10000u / scale;
+        if (ppm > CONFIG_PPM)
+            goto range;
+        *out = (config_amount){CONFIG_AMOUNT_FRACTION, 0, (uint32_t)ppm};
+        return 0;
+    }
+    if (ulen == 0 && point) {
+        if (ip > 1)
+            goto range;
+        uint64_t ppm = ip * CONFIG_PPM + frac * CONFIG_PPM / scale;
+        if (ppm > CONFIG_PPM)
+            goto range;
+        *out = (config_amount){CONFIG_AMOUNT_FRACTION, 0, (uint32_t)ppm};
+        return 0;
+    }
+    uint64_t mult = 1;
+    if (ulen > 0) {
+        size_t k;
+        for (k = 0; k < sizeof(units) / sizeof(units[0]); k++)
+            if (strlen(units[k].name) == ulen && strncasecmp(units[k].name, p, ulen) == 0)
+                break;
+        if (k == sizeof(units) / sizeof(units[0]))
+            goto bad;
+        mult = units[k].mult;
+    }
+    if (ip > UINT64_MAX / mult)
+        goto range;
+    uint64_t bytes = ip * mult;
+    /* frac / scale of a unit; frac < scale <= 10^9 and mult <= 2^40 could
+     * overflow, so divide first where needed. */
+    uint64_t part =
+        mult <= UINT64_MAX / 1000000000ull ? frac * mult / scale : frac * (mult / scale);
+    if (bytes > UINT64_MAX - part)
+        goto range;
+    *out = (config_amount){CONFIG_AMOUNT_BYTES, bytes + part, 0};
+    return 0;
+range:
+    return err_set(err, GENAI_EBAD_ARG,
+                   "\"%s\" is out of range (a fraction is at most 100%% or 1.0)", text);
+bad:
+    return err_set(err, GENAI_EBAD_ARG,
+                   "\"%s\" is not an amount (bytes like 6GiB, 512MiB, 8GB; a fraction like 75%% "
+                   "or 0.75; or none)",
+                   text);
+}
+
+void config_format_amount(const config_amount *a, char *buf, size_t bufsz)
+{
+    if (a->kind == CONFIG_AMOUNT_BYTES)
+        snprintf(buf, bufsz, "%" PRIu64, a->bytes);
+    else if (a->kind == CONFIG_AMOUNT_FRACTION && a->ppm % 10000u == 0)
+        snprintf(buf, bufsz, "%u%%", (unsigned)(a->ppm / 10000u));
+    else if (a->kind == CONFIG_AMOUNT_FRACTION)
+        snprintf(buf, bufsz, "%u.%04u%%", (unsigned)(a->ppm / 10000u), (unsigned)(a->ppm % 10000u));
+    else
+        snprintf(buf, bufsz, "none");
+}
+
+/* "6GiB" or "6GiB, 4GiB" (one per GPU) into *out. */
+static int parse_amounts(const char *text, config_amounts *out, const cfg_key *k,
+                         const char *origin, genai_error *err)
+{
+    config_amounts l;
+    memset(&l, 0, sizeof(l));
+    const char *p = text;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        char item[64];
+        if (n >= sizeof(item))
+            return err_set(err, GENAI_EBAD_ARG, "%s: %s: an entry is too long", origin, k->name);
+        memcpy(item, p, n);
+        item[n] = '\0';
+        if (l.n == CONFIG_MAX_GPUS)
+            return err_set(err, GENAI_EBAD_ARG, "%s: %s has more than %d entries", origin, k->name,
+                           CONFIG_MAX_GPUS);
+        int rc = config_parse_amount(item, &l.v[l.n], err);
+        if (rc < 0)
+            return err_prefix(err, "%s: %s", origin, k->name);
+        l.n++;
+        if (comma == NULL)
+            break;
+        p = comma + 1;
+    }
+    /* A single "none" means no entries at all. */
+    if (l.n == 1 && l.v[0].kind == CONFIG_AMOUNT_NONE)
+        l.n = 0;
+    *out = l;
+    return 0;
+}
+
 int config_set(genai_config *c, const char *key, const char *value, const char *origin,
                genai_error *err)
 {
@@ -304,6 +483,26 @@ int config_set(genai_config *c, const char *key, const char *value, const char *
         *dst = l;
         return 0;
     }
+    case CFG_AMOUNT: {
+        config_amount a;
+        int rc = config_parse_amount(value, &a, err);
+        if (rc < 0)
+            return err_prefix(err, "%s: %s", origin, k->name);
+        *(config_amount *)(void *)field = a;
+        return 0;
+    }
+    case CFG_AMOUNTS:
+        return parse_amounts(value, (config_amounts *)(void *)field, k, origin, err);
+    case CFG_POLICY:
+        if (strcmp(value, "warn") == 0)
+            *(unsigned *)(void *)field = CONFIG_OTHERS_WARN;
+        else if (strcmp(value, "offload") == 0)
+            *(unsigned *)(void *)field = CONFIG_OTHERS_OFFLOAD;
+        else
+            return err_set(err, GENAI_EBAD_ARG,
+                           "%s: %s must be \"warn\" or \"offload\", not \"%s\"", origin, k->name,
+                           value);
+        return 0;
     }
     return err_set(err, GENAI_EINTERNAL, "config key %s has no type", k->name);
 }
@@ -318,10 +517,31 @@ static int json_to_text(const cfg_key *k, json_t *v, const char *path, char **te
     case CFG_HOST:
     case CFG_SECRET:
     case CFG_SECRET_FILE:
+    case CFG_POLICY:
         if (!json_is_string(v))
             goto wrong;
         sbuf_puts(&b, json_string_value(v));
         break;
+    case CFG_AMOUNT:
+    case CFG_AMOUNTS: {
+        /* A string as in the environment, a byte count, a fraction as a
+         * real, or (per GPU) an array of those. */
+        size_t n = json_is_array(v) && k->type == CFG_AMOUNTS ? json_array_size(v) : 1;
+        for (size_t i = 0; i < n; i++) {
+            json_t *item = json_is_array(v) ? json_array_get(v, i) : v;
+            if (i > 0)
+                sbuf_puts(&b, ",");
+            if (json_is_string(item) && strchr(json_string_value(item), ',') == NULL)
+                sbuf_puts(&b, json_string_value(item));
+            else if (json_is_integer(item) && json_integer_value(item) >= 0)
+                sbuf_printf(&b, "%" JSON_INTEGER_FORMAT, json_integer_value(item));
+            else if (json_is_real(item) && json_real_value(item) >= 0 && json_real_value(item) <= 1)
+                sbuf_printf(&b, "%.6f", json_real_value(item));
+            else
+                goto wrong;
+        }
+        break;
+    }
     case CFG_UINT:
     case CFG_SIZE:
         if (!json_is_integer(v) || json_integer_value(v) < 0)
@@ -359,10 +579,12 @@ static int json_to_text(const cfg_key *k, json_t *v, const char *path, char **te
 wrong:
     sbuf_free(&b);
     return err_set(err, GENAI_EBAD_ARG, "%s: \"%s\" must be %s", path, k->name,
-                   k->type == CFG_LIST   ? "an array of strings"
-                   : k->type == CFG_UINT ? "a non-negative integer"
-                   : k->type == CFG_SIZE ? "a non-negative integer (bytes)"
-                                         : "a string");
+                   k->type == CFG_LIST      ? "an array of strings"
+                   : k->type == CFG_UINT    ? "a non-negative integer"
+                   : k->type == CFG_SIZE    ? "a non-negative integer (bytes)"
+                   : k->type == CFG_AMOUNT  ? "an amount (\"6GiB\", \"75%\", bytes, or 0..1)"
+                   : k->type == CFG_AMOUNTS ? "an amount or an array of amounts, one per GPU"
+                                            : "a string");
 }
 
 int config_load_file(genai_config *c, const char *path, int must_exist, genai_error *err)

@@ -35,6 +35,17 @@
  * the planner does not credit that (conservative).
  *
  *   usable(host) = effective_available - residents' charges - reserve(host)
+ *
+ * Budgets (plan/budget.h) cap what genai as a whole may hold on a device or
+ * of host memory. genai's own use of a place is what its residents hold
+ * there: per GPU the larger of a resident's prediction and the driver's
+ * figure for its pid, on the host its host_anon + host_file. Then
+ *
+ *   usable(place) = min(the rule above, budget(place) - own use(place))
+ *
+ * with saturation at 0. Without a budget the second term is absent. The
+ * reserve stays on the physical side: it is what must always be left free
+ * for others, whatever the budget says.
  */
 #ifndef GENAI_PLAN_FIT_H
 #define GENAI_PLAN_FIT_H
@@ -64,12 +75,22 @@ typedef struct plan_reserve {
     uint64_t host;               /* bytes kept free on the host */
 } plan_reserve;
 
+/* The most genai may hold per device and of host memory, in bytes
+ * (PLAN_NO_BUDGET: no cap). Resolved from the configured amounts (absolute
+ * or a fraction of the total) by plan_fit_env_init. */
+#define PLAN_NO_BUDGET UINT64_MAX
+typedef struct plan_budget {
+    uint64_t gpu[PLAN_MAX_GPUS];
+    uint64_t host;
+} plan_budget;
+
 /* Everything a fit decision is made against. All pointers are borrowed. */
 typedef struct plan_fit_env {
     const probe_snapshot *snap;
     const plan_resident *residents;
     uint32_t n_residents;
     plan_reserve reserve;
+    plan_budget budget;
 } plan_fit_env;
 
 typedef struct plan_fit_result {
@@ -81,12 +102,22 @@ typedef struct plan_fit_result {
     uint64_t host_usable;
     int64_t host_margin;
     uint64_t host_deficit;
+    /* 1 where the budget, not free memory, set the usable figure */
+    uint8_t gpu_budget_bound[PLAN_MAX_GPUS];
+    uint8_t host_budget_bound;
 } plan_fit_result;
 
 /* Fills r with the default reserves for every device. */
 void plan_reserve_defaults(plan_reserve *r);
 
-/* Initialises env for snap with no residents and the default reserves. */
+/* Fills b with "no budget" everywhere. */
+void plan_budget_none(plan_budget *b);
+
+/* Initialises env for snap with no residents, and the process's budget
+ * policy (plan/budget.h: plan_policy_set) resolved against snap: its reserves
+ * (the defaults when none is set) plus the memory promised by reservations
+ * (plan_promised_set), and its budgets (none when none is set). snap may be
+ * NULL (then only the defaults apply). */
 void plan_fit_env_init(plan_fit_env *env, const probe_snapshot *snap);
 
 /* Usable bytes on GPU index gpu (see the formula above); 0 for a device the
@@ -95,6 +126,11 @@ uint64_t plan_gpu_usable(const plan_fit_env *env, uint32_t gpu);
 
 /* Usable host bytes (see the formula above). */
 uint64_t plan_host_usable(const plan_fit_env *env);
+
+/* genai's own use as the budget counts it (see above): on GPU gpu, and of
+ * host memory. */
+uint64_t plan_gpu_own(const plan_fit_env *env, uint32_t gpu);
+uint64_t plan_host_own(const plan_fit_env *env);
 
 /*
  * Checks demand d against env and writes the margins and deficits to *out.
