@@ -424,6 +424,7 @@ static void job_free(job_rec *j)
         return;
     img_request_free(&j->req);
     mem_free(j->pub.message);
+    mem_free((img_resolution *)j->pub.resolution);
     mem_free(j);
 }
 
@@ -943,8 +944,10 @@ static void step_idle(orch *o)
     grant_waiters(o);
     if (o->n_holds > 0) {
         /* Held: the LLM goes aside once READY; nothing new starts. */
-        if (o->llm == ORCH_LLM_READY)
+        if (o->llm == ORCH_LLM_READY) {
             start_offload(o, NULL);
+            kick(o);
+        }
         return;
     }
     if (o->running != NULL)
@@ -1303,6 +1306,92 @@ int orch_llm_load(orch *o, genai_error *err)
     return 0;
 }
 
+int orch_llm_configure(orch *o, const llm_rt_config *cfg, genai_error *err)
+{
+    if (cfg != NULL && cfg->model == NULL)
+        return err_set(err, GENAI_EBAD_ARG, "the LLM configuration names no model");
+    if (o->have_llm) {
+        int idle_llm = o->llm == ORCH_LLM_ABSENT || o->llm == ORCH_LLM_FAILED ||
+                       (o->llm == ORCH_LLM_AWAY && o->ph == PH_IMAGES);
+        llm_rt_state st = o->rt != NULL ? llm_runtime_state(o->rt) : LLM_RT_STOPPED;
+        if (!idle_llm || (o->ph != PH_IDLE && o->ph != PH_IMAGES) ||
+            orch_gate_waiting(&o->gate) > 0 || orch_gate_inflight(&o->gate) > 0 ||
+            (st != LLM_RT_STOPPED && st != LLM_RT_FAILED))
+            return err_set(err, GENAI_EBUSY, "the LLM %s is %s; unload it first",
+                           o->base.model_id ? o->base.model_id : o->base.model,
+                           orch_llm_state_name(o->llm));
+    }
+    llm_rt_config copy;
+    memset(&copy, 0, sizeof(copy));
+    if (cfg != NULL && cfg_copy(&copy, cfg) < 0)
+        return err_set(err, -ENOMEM, "LLM configuration");
+    llm_runtime_free(o->rt);
+    o->rt = NULL;
+    o->rt_pinned = 0;
+    cfg_free(&o->base);
+    cfg_free(&o->pinned);
+    o->have_pinned = 0;
+    o->have_llm_demand = 0;
+    o->base = copy;
+    o->have_llm = cfg != NULL;
+    o->wanted = 0;
+    o->attempt = 0;
+    o->llm_pid = 0;
+    o->reason[0] = '\0';
+    if (o->ph == PH_IDLE)
+        o->llm = ORCH_LLM_ABSENT;
+    return 0;
+}
+
+int orch_llm_unload(orch *o, genai_error *err)
+{
+    if (!o->have_llm)
+        return err_set(err, GENAI_ENOT_FOUND, "no LLM is configured");
+    switch (o->ph) {
+    case PH_IDLE:
+        o->wanted = 0;
+        fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
+        arm_gate_timer(o);
+        if (o->llm == ORCH_LLM_READY || o->llm == ORCH_LLM_LOADING) {
+            snprintf(o->hold_why, sizeof(o->hold_why), "unload");
+            start_offload(o, NULL);
+            kick(o);
+            return 0;
+        }
+        o->llm = ORCH_LLM_ABSENT;
+        o->reason[0] = '\0';
+        return 1;
+    case PH_DRAIN:
+    case PH_STOP:
+    case PH_RECLAIM_LLM:
+        /* An offload is under way: it ends with the reclaimed event, and
+         * without a wanted LLM the burst does not reload it. */
+        o->wanted = 0;
+        fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
+        arm_gate_timer(o);
+        return 0;
+    case PH_IMAGES:
+        o->wanted = 0;
+        fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
+        arm_gate_timer(o);
+        return 1;
+    case PH_RECLAIM_IMG:
+    case PH_RELOAD_WAIT:
+        break;
+    }
+    return err_set(err, GENAI_EBUSY, "the LLM is being reloaded after an image burst; retry");
+}
+
+const char *orch_llm_model_id(const orch *o)
+{
+    return o->have_llm ? o->base.model_id : NULL;
+}
+
+const llm_rt_config *orch_llm_config(const orch *o)
+{
+    return o->have_llm ? &o->base : NULL;
+}
+
 int orch_llm_acquire(orch *o, uint64_t deadline_ms, orch_llm_fn fn, void *arg, uint64_t *ticket,
                      int *retry_after_s, genai_error *err)
 {
@@ -1372,6 +1461,25 @@ int orch_image_submit(orch *o, const img_request *req, const img_job_opts *jo, u
         mem_free(j);
         return err_set(err, -ENOMEM, "image job");
     }
+    /* The model's settings before admission: the plan must see the size,
+     * steps and structure that will run (SDXL's 1024x1024 when the request
+     * left the size out), and the runner must not resolve a second time. */
+    if (!j->req.settings_applied) {
+        img_resolution *res = mem_calloc(1, sizeof(*res));
+        if (res == NULL) {
+            job_free(j);
+            return err_set(err, -ENOMEM, "image job");
+        }
+        rc = img_resolve(&j->req, res, err);
+        if (rc < 0) {
+            mem_free(res);
+            job_free(j);
+            return rc;
+        }
+        for (size_t i = 0; i < res->resolved.n_warnings; i++)
+            LOG_INFO(MOD, "%s", res->resolved.warnings[i].message);
+        j->pub.resolution = res;
+    }
     rc = img_request_resolve_seed(&j->req, err);
     if (rc < 0) {
         job_free(j);
@@ -1380,6 +1488,9 @@ int orch_image_submit(orch *o, const img_request *req, const img_job_opts *jo, u
     j->plan = jo != NULL ? jo->plan : IMG_PLAN_AUTO;
     if (jo != NULL && jo->model != NULL) {
         j->model = *jo->model;
+        j->has_model = 1;
+    } else if (o->size_fn == NULL && j->pub.resolution != NULL && j->pub.resolution->known) {
+        j->model = j->pub.resolution->plan; /* the family's structure, as the runner does */
         j->has_model = 1;
     }
     j->pub.id = o->next_job_id++;

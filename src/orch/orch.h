@@ -102,6 +102,11 @@ typedef struct orch_job {
     int code;           /* DONE: 0, or the error (GENAI_ENO_FIT, GENAI_ECHILD_EXITED, ...) */
     char *message;      /* DONE with code != 0: one paragraph (cause, status, last lines) */
     uint64_t created_ms, started_ms, finished_ms;
+    /* The model's settings as applied at submit (image/resolve.h: what was
+     * filled in or adjusted, the warnings; img_resolution_to_json for
+     * responses). Owned by the orchestrator; NULL when the caller had
+     * applied them already (img_request.settings_applied). */
+    const img_resolution *resolution;
 } orch_job;
 
 /* Counters and last timings, for tests, benchmarks and status pages. */
@@ -168,6 +173,35 @@ void orch_free(orch *o);
 int orch_llm_load(orch *o, genai_error *err);
 
 /*
+ * Replaces the LLM configuration (cfg deep-copied; NULL: no LLM) so that
+ * the next load starts another model. Only while nothing depends on the
+ * current one: no LLM configured, or the LLM ABSENT or FAILED with no
+ * request waiting or in flight and no swap in progress; otherwise
+ * GENAI_EBUSY (unload it first). The pinned configuration is dropped.
+ */
+int orch_llm_configure(orch *o, const llm_rt_config *cfg, genai_error *err);
+
+/*
+ * Unloads the LLM and keeps it unloaded: waiting requests are answered
+ * GENAI_EUNAVAILABLE, in-flight ones are drained (bounded by
+ * drain_timeout_ms), the process is stopped and its memory watched as for
+ * an offload (events offload_started with the reason "unload", drained,
+ * llm_stopped, reclaimed), then the state is ABSENT until a request or
+ * orch_llm_load asks for it again. Returns 1 when the LLM was already
+ * ABSENT or FAILED (nothing to wait for; FAILED becomes ABSENT), 0 when an
+ * unload started (its last event is reclaimed), GENAI_EBUSY while the LLM
+ * is away for images or reloading (retry after the swap), GENAI_ENOT_FOUND
+ * when no LLM is configured.
+ */
+int orch_llm_unload(orch *o, genai_error *err);
+
+/* The configured LLM's model id (alias), or NULL when none is configured;
+ * valid until the next orch_llm_configure. */
+const char *orch_llm_model_id(const orch *o);
+/* The configured LLM's configuration, or NULL; same lifetime. */
+const llm_rt_config *orch_llm_config(const orch *o);
+
+/*
  * An LLM request: fn is called from the loop (never inside this call) with
  * the endpoint once the LLM is READY (loading it when needed), or with
  * GENAI_EUNAVAILABLE and a retry-after at deadline_ms (orch_now_ms() clock).
@@ -206,9 +240,16 @@ size_t orch_holds(const orch *o);
 size_t orch_child_pids(const orch *o, int32_t *out, size_t cap);
 
 /*
- * Admits an image job (a deep copy of req; jo may be NULL). *id gets the
- * orchestrator's job id. GENAI_EBAD_ARG for an invalid request, GENAI_EBUSY
- * when too many jobs are pending (the runner's max_pending).
+ * Admits an image job (a deep copy of req; jo may be NULL). Unless
+ * req->settings_applied, the model's settings are applied to the copy first
+ * (img_resolve), so admission plans the size, steps and structure that will
+ * really run; the resolution stays with the job (orch_job.resolution).
+ * *id gets the orchestrator's job id. GENAI_EBAD_ARG for an invalid request
+ * or, under the strict policy, a field outside the model's range (the
+ * detail names it), GENAI_ENOT_FOUND when the model lacks a component (the
+ * detail names the role), GENAI_EUNSUPPORTED for a set sd.cpp cannot
+ * assemble, GENAI_EBUSY when too many jobs are pending (the runner's
+ * max_pending).
  */
 int orch_image_submit(orch *o, const img_request *req, const img_job_opts *jo, uint64_t *id,
                       genai_error *err);
