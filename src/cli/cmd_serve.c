@@ -2,21 +2,31 @@
  * cmd_serve.c - `genai serve`: run the HTTP API until SIGINT or SIGTERM.
  *
  * Configuration comes from the file, the environment and the flags, in that
- * order (docs/configuration.md). The main thread starts the loop and the
- * server, writes <runtime dir>/serve.json so that `genai status` can find the
- * daemon, then waits on the loop for a signal (uv_signal, so the handler
- * runs on the loop thread like everything else). On the signal it stops the
- * server (in-flight requests are failed and drained), removes serve.json,
- * stops the loop and exits 0.
+ * order (docs/configuration.md). The main thread starts the loop, the
+ * runtime service (api/service.h: the orchestrator behind the model
+ * registry, created on the loop thread) and the server, writes
+ * <runtime dir>/serve.json so that `genai status` can find the daemon, then
+ * waits on the loop for a signal (uv_signal, so the handler runs on the loop
+ * thread like everything else). On the signal it stops the server
+ * (in-flight requests are failed and drained, streams aborted upstream),
+ * frees the service (the LLM and any sd-cli are stopped and reaped),
+ * removes serve.json, stops the loop and exits 0.
+ *
+ * With no configuration and no models it starts all the same: /health
+ * answers, /v1/models lists nothing, and a chat names an unknown model (404).
  */
 #include "cli.h"
 
+#include "api/service.h"
 #include "core/config.h"
+#include "core/events.h"
 #include "core/log.h"
 #include "core/loop.h"
+#include "core/metrics.h"
 #include "core/paths.h"
 #include "http/native.h"
 #include "http/server.h"
+#include "plan/llm.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -29,13 +39,18 @@
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: genai serve [--host H] [--port P] [--config F] [--api-key-file F]\n\n"
-            "Serve the HTTP API (OpenAI-compatible and native) until SIGINT or SIGTERM.\n\n"
+            "Usage: genai serve [--host H] [--port P] [--config F] [--api-key-file F]\n"
+            "                   [--model ID]\n\n"
+            "Serve the HTTP API (OpenAI-compatible and native) until SIGINT or SIGTERM.\n"
+            "Models are loaded on demand by the \"model\" of each request (one LLM at a\n"
+            "time; image jobs move it aside when the GPU is too small for both).\n\n"
             "  --host H          bind address (default 127.0.0.1; anything but loopback\n"
             "                    needs an API key)\n"
             "  --port P          port (default %d; 0 picks a free one)\n"
             "  --config F        configuration file (default <config dir>/genai.json)\n"
             "  --api-key-file F  require 'Authorization: Bearer KEY' with the key in F\n"
+            "  --model ID        load this registered LLM at start (default: on the first\n"
+            "                    request that names one)\n"
             "  --help            show this help\n\n"
             "Writes <runtime dir>/serve.json with the pid and the port while it runs.\n"
             "Keys, environment variables and defaults: docs/configuration.md.\n",
@@ -81,6 +96,43 @@ static void wait_signal(loop *l, void *arg, loop_completion *c)
     uv_signal_start(&w->sigterm, on_signal, SIGTERM);
 }
 
+typedef struct svc_make {
+    svc_opts o;
+    svc *s;
+    genai_error *err;
+    const char *model; /* --model: loaded at start */
+} svc_make;
+
+static void preload_done(void *arg, const svc_reply *r)
+{
+    (void)arg;
+    if (r->code != 0)
+        LOG_ERROR("serve", "--model: %s", r->detail);
+    else
+        LOG_INFO("serve", "--model: the LLM is ready");
+}
+
+static void make_svc(loop *l, void *arg, loop_completion *c)
+{
+    svc_make *m = arg;
+    int rc = svc_new(loop_uv(l), &m->o, &m->s, m->err);
+    if (rc == 0 && m->model != NULL) {
+        rc = svc_llm_start(m->s, m->model, 0, PLAN_NGL_AUTO, preload_done, NULL, NULL, m->err);
+        if (rc < 0) {
+            svc_free(m->s);
+            m->s = NULL;
+        }
+    }
+    loop_complete(c, rc);
+}
+
+static void free_svc(loop *l, void *arg, loop_completion *c)
+{
+    (void)l;
+    svc_free(arg);
+    loop_complete(c, 0);
+}
+
 static void url_of(char *buf, size_t n, const char *host, unsigned port)
 {
     if (strchr(host, ':') != NULL)
@@ -121,11 +173,14 @@ static int write_state(const char *path, const char *host, unsigned port, const 
 
 int cmd_serve(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"host", required_argument, NULL, 'H'},   {"port", required_argument, NULL, 'p'},
-        {"config", required_argument, NULL, 'c'}, {"api-key-file", required_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0}};
-    const char *host = NULL, *port = NULL, *config_path = NULL, *key_file = NULL;
+    static const struct option opts[] = {{"host", required_argument, NULL, 'H'},
+                                         {"port", required_argument, NULL, 'p'},
+                                         {"config", required_argument, NULL, 'c'},
+                                         {"api-key-file", required_argument, NULL, 'k'},
+                                         {"model", required_argument, NULL, 'm'},
+                                         {"help", no_argument, NULL, 'h'},
+                                         {NULL, 0, NULL, 0}};
+    const char *host = NULL, *port = NULL, *config_path = NULL, *key_file = NULL, *model = NULL;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "", opts, NULL)) != -1) {
@@ -141,6 +196,9 @@ int cmd_serve(int argc, char **argv)
             break;
         case 'k':
             key_file = optarg;
+            break;
+        case 'm':
+            model = optarg;
             break;
         case 'h':
             usage(stdout);
@@ -183,16 +241,33 @@ int cmd_serve(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     http_native_init(NULL, NULL); /* log ring, uptime, POST /api/shutdown */
+    metrics *m = NULL;
+    events *bus = NULL;
+    if ((rc = metrics_new(&m)) < 0 || (rc = events_new(&bus)) < 0) {
+        err_set(&err, rc, "creating the metrics registry and the event bus");
+        cli_report("serve", rc, &err);
+        goto out_bus;
+    }
     loop *l = NULL;
     if ((rc = loop_start(&l, &err)) < 0) {
         cli_report("serve", rc, &err);
-        goto out_cfg;
+        goto out_bus;
     }
-    http_server *srv = NULL;
-    http_server_opts so = {.loop = l, .config = &cfg};
-    if ((rc = http_server_start(&so, &srv, &err)) < 0) {
+    svc_make mk = {.o = {.queue_timeout_s = cfg.queue_timeout_s,
+                         .queue_limit = cfg.queue_limit,
+                         .bus = bus,
+                         .metrics = m},
+                   .err = &err,
+                   .model = model};
+    if ((rc = loop_call_wait(l, make_svc, &mk)) < 0) {
         cli_report("serve", rc, &err);
         goto out_loop;
+    }
+    http_server *srv = NULL;
+    http_server_opts so = {.loop = l, .config = &cfg, .metrics = m, .events = bus, .app = mk.s};
+    if ((rc = http_server_start(&so, &srv, &err)) < 0) {
+        cli_report("serve", rc, &err);
+        goto out_svc;
     }
     char url[CONFIG_HOST_MAX + 32];
     url_of(url, sizeof(url), cfg.host, http_server_port(srv));
@@ -213,8 +288,13 @@ int cmd_serve(int argc, char **argv)
 
 out_server:
     http_server_stop(srv);
+out_svc:
+    loop_call_wait(l, free_svc, mk.s);
 out_loop:
     loop_stop(l);
+out_bus:
+    events_free(bus);
+    metrics_free(m);
 out_cfg:
     config_free(&cfg);
     return status;

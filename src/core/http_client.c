@@ -37,6 +37,9 @@ struct http_req {
     struct curl_slist *headers;
     http_done_fn fn;
     void *arg;
+    http_chunk_fn on_data;
+    int data_stopped; /* on_data asked to stop */
+    char *req_body;   /* what is sent */
     char *body;
     size_t len, cap, max;
     int too_large;
@@ -83,6 +86,7 @@ static void free_req(http_req *r)
 {
     curl_easy_cleanup(r->easy);
     curl_slist_free_all(r->headers);
+    mem_free(r->req_body);
     mem_free(r->body);
     mem_free(r);
 }
@@ -103,6 +107,9 @@ static void collect_done(http_client *c)
         if (r->too_large) {
             res.rc = GENAI_ETOO_LARGE;
             res.error = "response body too large";
+        } else if (r->data_stopped) {
+            res.rc = GENAI_ECANCELLED;
+            res.error = "stopped by the receiver";
         } else if (cc == CURLE_OPERATION_TIMEDOUT) {
             res.rc = GENAI_ETIMEOUT;
             res.error = r->errbuf[0] ? r->errbuf : curl_easy_strerror(cc);
@@ -228,6 +235,18 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *userp)
 {
     http_req *r = userp;
     size_t n = size * nmemb; /* curl guarantees size == 1 */
+    if (r->on_data != NULL) {
+        http_chunk ch = {.status = 0, .content_type = "", .data = data, .len = n};
+        char *ct = NULL;
+        curl_easy_getinfo(r->easy, CURLINFO_RESPONSE_CODE, &ch.status);
+        if (curl_easy_getinfo(r->easy, CURLINFO_CONTENT_TYPE, &ct) == CURLE_OK && ct != NULL)
+            ch.content_type = ct;
+        if (r->on_data(r->arg, &ch) != 0) {
+            r->data_stopped = 1;
+            return 0; /* aborts the transfer */
+        }
+        return n;
+    }
     if (n > r->max - r->len) {
         r->too_large = 1;
         return 0; /* aborts the transfer */
@@ -348,7 +367,35 @@ void http_client_free(http_client *c)
 int http_client_get(http_client *c, const http_get_opts *o, http_done_fn fn, void *arg,
                     http_req **out)
 {
-    if (c == NULL || o == NULL || o->url == NULL || fn == NULL || o->timeout_ms <= 0)
+    if (o == NULL || o->timeout_ms <= 0)
+        return GENAI_EBAD_ARG;
+    http_req_opts ro = {.method = "GET",
+                        .url = o->url,
+                        .bearer = o->bearer,
+                        .timeout_ms = o->timeout_ms,
+                        .max_body = o->max_body};
+    return http_client_request(c, &ro, fn, arg, out);
+}
+
+/* Appends the header line a + b to r's list; 0 or -1. */
+static int add_header(http_req *r, const char *a, const char *b)
+{
+    char hdr[1024];
+    int n = snprintf(hdr, sizeof(hdr), "%s%s", a, b);
+    if (n < 0 || (size_t)n >= sizeof(hdr))
+        return -1;
+    struct curl_slist *l = curl_slist_append(r->headers, hdr);
+    if (l == NULL)
+        return -1;
+    r->headers = l;
+    return 0;
+}
+
+int http_client_request(http_client *c, const http_req_opts *o, http_done_fn fn, void *arg,
+                        http_req **out)
+{
+    if (c == NULL || o == NULL || o->url == NULL || fn == NULL || o->timeout_ms < 0 ||
+        o->connect_timeout_ms < 0)
         return GENAI_EBAD_ARG;
     http_req *r = mem_calloc(1, sizeof(*r));
     if (r == NULL)
@@ -356,34 +403,54 @@ int http_client_get(http_client *c, const http_get_opts *o, http_done_fn fn, voi
     r->c = c;
     r->fn = fn;
     r->arg = arg;
+    r->on_data = o->on_data;
     r->max = o->max_body;
     r->easy = curl_easy_init();
     if (r->easy == NULL)
         goto nomem;
-    if (o->bearer != NULL) {
-        char hdr[1024];
-        int n = snprintf(hdr, sizeof(hdr), "Authorization: Bearer %s", o->bearer);
-        if (n < 0 || (size_t)n >= sizeof(hdr)) {
-            curl_easy_cleanup(r->easy);
-            mem_free(r);
-            return GENAI_EBAD_ARG;
-        }
-        r->headers = curl_slist_append(NULL, hdr);
-        if (r->headers == NULL)
-            goto nomem;
-        curl_easy_setopt(r->easy, CURLOPT_HTTPHEADER, r->headers);
-    }
     CURL *e = r->easy;
+    if (o->bearer != NULL && add_header(r, "Authorization: Bearer ", o->bearer) < 0)
+        goto bad;
+    if (o->body != NULL) {
+        /* A copy: the caller's buffer may go before curl sends it. */
+        r->req_body = mem_alloc(o->body_len + 1);
+        if (r->req_body == NULL)
+            goto nomem;
+        memcpy(r->req_body, o->body, o->body_len);
+        r->req_body[o->body_len] = '\0';
+        if (add_header(
+                r, "Content-Type: ", o->content_type ? o->content_type : "application/json") < 0)
+            goto bad;
+        /* No "Expect: 100-continue" round trip for larger bodies. */
+        if (add_header(r, "Expect:", "") < 0)
+            goto bad;
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)o->body_len);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->req_body);
+    }
+    for (size_t i = 0; o->headers != NULL && o->headers[i] != NULL; i++)
+        if (add_header(r, o->headers[i], "") < 0)
+            goto bad;
+    if (r->headers != NULL)
+        curl_easy_setopt(e, CURLOPT_HTTPHEADER, r->headers);
+    const char *method = o->method != NULL ? o->method : (o->body != NULL ? "POST" : "GET");
+    if (strcmp(method, "GET") == 0 && o->body == NULL)
+        curl_easy_setopt(e, CURLOPT_HTTPGET, 1L);
+    else if (strcmp(method, "POST") != 0 || o->body == NULL)
+        curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, method);
     curl_easy_setopt(e, CURLOPT_URL, o->url);
     curl_easy_setopt(e, CURLOPT_PRIVATE, r);
     curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(e, CURLOPT_NOPROXY, "*");
     curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
     curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)o->timeout_ms);
+    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS,
+                     (long)(o->connect_timeout_ms > 0 ? o->connect_timeout_ms : 5000));
     curl_easy_setopt(e, CURLOPT_ERRORBUFFER, r->errbuf);
     curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body);
     curl_easy_setopt(e, CURLOPT_WRITEDATA, r);
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
+    /* Streamed events must not wait for Nagle's algorithm on either side. */
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         goto nomem;
     r->next = c->reqs;
@@ -394,10 +461,17 @@ int http_client_get(http_client *c, const http_get_opts *o, http_done_fn fn, voi
         *out = r;
     return 0;
 
+bad:
+    curl_slist_free_all(r->headers);
+    curl_easy_cleanup(r->easy);
+    mem_free(r->req_body);
+    mem_free(r);
+    return GENAI_EBAD_ARG;
 nomem:
     curl_slist_free_all(r->headers);
     if (r->easy != NULL)
         curl_easy_cleanup(r->easy);
+    mem_free(r->req_body);
     mem_free(r);
     return -ENOMEM;
 }

@@ -60,8 +60,48 @@ void http_client_free(http_client *c);
 int http_client_get(http_client *c, const http_get_opts *o, http_done_fn fn, void *arg,
                     http_req **out);
 
+/* What a streaming request's data callback gets: the response status and
+ * content type (as received so far) and one piece of the body, as curl
+ * delivered it. Valid during the call only. */
+typedef struct http_chunk {
+    long status;
+    const char *content_type; /* "" when the server sent none */
+    const char *data;
+    size_t len;
+} http_chunk;
+
+/* Runs on the loop thread, inside curl: it must not start, cancel or free
+ * requests. Return 0 to go on; non-zero aborts the transfer, which then
+ * completes with GENAI_ECANCELLED. */
+typedef int (*http_chunk_fn)(void *arg, const http_chunk *c);
+
+typedef struct http_req_opts {
+    const char *method;       /* "GET", "POST", ...; NULL: POST with a body, else GET */
+    const char *url;          /* http://127.0.0.1:PORT/path */
+    const char *bearer;       /* NULL: no Authorization header */
+    const char *content_type; /* of the body; NULL: application/json */
+    const char *body;         /* copied; NULL: none */
+    size_t body_len;
+    const char *const *headers; /* extra "Name: value" lines, NULL-terminated; may be NULL */
+    int timeout_ms;             /* whole request; 0: no limit (streams) */
+    int connect_timeout_ms;     /* 0: 5000 */
+    size_t max_body;            /* without on_data: the body kept (GENAI_ETOO_LARGE beyond) */
+    /* Streaming: every piece of the body goes to on_data as it arrives and
+     * nothing is kept (http_result.body is ""). NULL: collect the body. */
+    http_chunk_fn on_data;
+} http_req_opts;
+
+/*
+ * Starts a request with any method, a body and headers, collected or
+ * streamed. fn(arg, result) runs exactly once, later, on the loop thread,
+ * unless the request is cancelled first; on_data (same arg) runs before it
+ * for every piece of the body. *out as for http_client_get. Loop thread only.
+ */
+int http_client_request(http_client *c, const http_req_opts *o, http_done_fn fn, void *arg,
+                        http_req **out);
+
 /* Aborts a request; its callback will not run. Not from inside an http_done_fn
- * of the same request. Accepts NULL. */
+ * or http_chunk_fn of the same request. Accepts NULL. */
 void http_req_cancel(http_req *r);
 
 #endif

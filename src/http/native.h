@@ -13,6 +13,7 @@
 #ifndef GENAI_HTTP_NATIVE_H
 #define GENAI_HTTP_NATIVE_H
 
+#include "api/service.h"
 #include "http/server.h"
 
 /* Asks the process to stop (POST /api/shutdown); runs on the loop thread
@@ -58,5 +59,36 @@ void http_h_api_shutdown(http_request *req);
  * returned code string is static.
  */
 int http_status_for(int rc, const char **code);
+
+/* ---- models at work (routes_openai.c, routes_runtime.c) ------------------
+ * These need the runtime service as the server's app (http_server_opts.app,
+ * set by `genai serve`); without one they answer 503. */
+
+/* The server's runtime service, or NULL. Loop thread. */
+svc *http_req_svc(http_request *req);
+/* Replies a service answer as a JSON error (with Retry-After when set). */
+void http_reply_svc(http_request *req, const svc_reply *r);
+/* Replies an error code (http_status_for) with err's detail. */
+void http_reply_rc(http_request *req, int rc, const genai_error *err);
+
+/* POST /v1/chat/completions, /v1/completions, /v1/embeddings: routed by
+ * "model" to the LLM (loaded on demand) and proxied, streams as they come. */
+void http_h_v1_text(http_request *req);
+/* POST /v1/images/generations: one image job, answered with b64_json PNGs. */
+void http_h_v1_images(http_request *req);
+/* POST /api/llm/start {"model","ctx"?,"ngl"?}: answers when READY. */
+void http_h_api_llm_start(http_request *req);
+/* POST /api/llm/stop: answers when stopped and its memory reclaimed. */
+void http_h_api_llm_stop(http_request *req);
+/* GET /api/llm: state, model, plan (never the endpoint). */
+void http_h_api_llm(http_request *req);
+/* GET /api/llm/logs: the runtime's last failure with the child's lines. */
+void http_h_api_llm_logs(http_request *req);
+/* POST /api/images (the body of /v1/images/generations): 202 and the job. */
+void http_h_api_images_create(http_request *req);
+/* GET /api/images/{id}: state, progress, and the result once succeeded. */
+void http_h_api_image_get(http_request *req);
+/* DELETE /api/images/{id}: cancels a waiting or running job. */
+void http_h_api_image_cancel(http_request *req);
 
 #endif

@@ -23,6 +23,10 @@ const http_route http_routes[] = {
     {"GET", "/v1/models", 0, http_h_v1_models},
     {"GET", "/v1/models/", HTTP_ROUTE_PREFIX, http_h_v1_model_get},
     {"GET", "/v1/events", 0, http_h_events},
+    {"POST", "/v1/chat/completions", HTTP_ROUTE_JSON, http_h_v1_text},
+    {"POST", "/v1/completions", HTTP_ROUTE_JSON, http_h_v1_text},
+    {"POST", "/v1/embeddings", HTTP_ROUTE_JSON, http_h_v1_text},
+    {"POST", "/v1/images/generations", HTTP_ROUTE_JSON, http_h_v1_images},
     /* Native API (native.h, docs/api.md). The exact pull route comes before
      * the /api/models/{id} prefix routes: the first match wins. */
     {"GET", "/api/system", 0, http_h_system},
@@ -33,6 +37,13 @@ const http_route http_routes[] = {
     {"POST", "/api/models/pull", HTTP_ROUTE_JSON, http_h_api_model_pull},
     {"GET", "/api/models/", HTTP_ROUTE_PREFIX, http_h_api_model_get},
     {"DELETE", "/api/models/", HTTP_ROUTE_PREFIX, http_h_api_model_delete},
+    {"POST", "/api/llm/start", HTTP_ROUTE_JSON, http_h_api_llm_start},
+    {"POST", "/api/llm/stop", 0, http_h_api_llm_stop},
+    {"GET", "/api/llm", 0, http_h_api_llm},
+    {"GET", "/api/llm/logs", 0, http_h_api_llm_logs},
+    {"POST", "/api/images", HTTP_ROUTE_JSON, http_h_api_images_create},
+    {"GET", "/api/images/", HTTP_ROUTE_PREFIX, http_h_api_image_get},
+    {"DELETE", "/api/images/", HTTP_ROUTE_PREFIX, http_h_api_image_cancel},
 };
 
 const size_t http_n_routes = sizeof(http_routes) / sizeof(http_routes[0]);

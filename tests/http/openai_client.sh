@@ -5,9 +5,15 @@
 # The client package is installed with `npm ci` into WORK_DIR (node_modules
 # is never committed) and reused while the lock file is unchanged.
 # Exit 77 (skipped, with the reason) when node or npm is missing.
-# Usage: openai_client.sh GENAI_BIN TEST_DATA CLIENT_SRC_DIR WORK_DIR
+# With FAKE_LLAMA and FAKE_SD (the test doubles) the orchestrator's routes are
+# tested too (GENAI_TEST_ORCH=1): an LLM and an image model are registered
+# and a fake 3 GiB GPU is sized so that the image does not fit beside the
+# LLM (the double holds 2 GiB once loaded, the image model is a 1.5 GiB
+# sparse file): every image moves the LLM aside and brings it back.
+# Usage: openai_client.sh GENAI_BIN TEST_DATA CLIENT_SRC_DIR WORK_DIR [FAKE_LLAMA FAKE_SD]
 set -euo pipefail
 genai=$1 data=$2 src=$3 work=$4
+fake_llama=${5:-} fake_sd=${6:-}
 
 for tool in node npm; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -38,6 +44,17 @@ export GENAI_HOME=$home
 key=test-key-$RANDOM$RANDOM
 printf '%s\n' "$key" >"$home/key"
 "$genai" add "$data/gguf/corpus/valid_tiny_llama.gguf" >/dev/null
+if [ -n "$fake_llama" ] && [ -n "$fake_sd" ]; then
+  export GENAI_TEST_ORCH=1 GENAI_TEST_IMAGE_MODEL=sd-big
+  export GENAI_LLAMA_SERVER=$fake_llama GENAI_SD_CLI=$fake_sd
+  export GENAI_FAKE_GPU=$home/gpu.json
+  printf '{"devices":[{"name":"Fake GPU 3GB","total_bytes":3221225472}],"allocations":[]}\n' \
+    >"$GENAI_FAKE_GPU"
+  export FAKE_LLAMA_MODEL_BYTES=2147483648 FAKE_LLAMA_MEM_SCALE=0 FAKE_LLAMA_TOKEN_MS=2
+  printf 'fake-sd-model 1\nsplit_ok=1\n' >"$home/sd-big.fake"
+  truncate -s 1536M "$home/sd-big.fake"
+  "$genai" add "$home/sd-big.fake" --kind diffusion --name sd-big >/dev/null 2>&1
+fi
 
 "$genai" serve --port 0 --api-key-file "$home/key" 2>"$home/serve.err" &
 serve_pid=$!

@@ -122,6 +122,13 @@ const orchTests = [
     expect(Buffer.from(r.data[0].b64_json, 'base64').subarray(1, 4).toString() === 'PNG',
       'the image finished');
   }],
+  ['each image moved the LLM aside and brought it back (GET /metrics)', async () => {
+    const r = await fetch(`${base}/metrics`, { headers: { Authorization: `Bearer ${key}` } });
+    const text = await r.text();
+    const value = (name) => Number((text.match(new RegExp(`^${name} (\\S+)$`, 'm')) || [])[1]);
+    expect(value('genai_orch_offloads_total') >= 2, `2 offloads, got ${value('genai_orch_offloads_total')}`);
+    expect(value('genai_orch_reloads_total') >= 1, `a reload, got ${value('genai_orch_reloads_total')}`);
+  }],
 ];
 
 if (process.env.GENAI_TEST_ORCH === '1') {
