@@ -3,7 +3,8 @@
  *
  * A flat array searched linearly: a machine runs a handful of models, and
  * the table is capped at PLAN_FOOTPRINTS_MAX entries. When full, the entry
- * recorded longest ago is replaced.
+ * recorded longest ago is replaced. The backing store's hooks run outside
+ * any use of the entries array (a source may load into the table).
  */
 #include "plan/footprint.h"
 
@@ -24,6 +25,9 @@ struct plan_footprints {
     struct fp_entry *entries;
     size_t n, cap;
     uint64_t next_seq;
+    plan_fp_source_fn source;
+    plan_fp_sink_fn sink;
+    void *backing_arg;
 };
 
 plan_footprints *plan_footprints_new(void)
@@ -65,8 +69,16 @@ static int key_ok(const char *s)
     return s != NULL && s[0] != '\0' && strlen(s) < PLAN_KEY_MAX;
 }
 
-int plan_footprints_record(plan_footprints *fp, const char *model_id, const char *config_key,
-                           const plan_demand *d, genai_error *err)
+void plan_footprints_set_backing(plan_footprints *fp, plan_fp_source_fn source,
+                                 plan_fp_sink_fn sink, void *arg)
+{
+    fp->source = source;
+    fp->sink = sink;
+    fp->backing_arg = source != NULL || sink != NULL ? arg : NULL;
+}
+
+int plan_footprints_load(plan_footprints *fp, const char *model_id, const char *config_key,
+                         const plan_demand *d, genai_error *err)
 {
     if (fp == NULL || d == NULL || !key_ok(model_id) || !key_ok(config_key))
         return err_set(err, GENAI_EBAD_ARG, "footprint keys must be 1..%d bytes", PLAN_KEY_MAX - 1);
@@ -112,15 +124,35 @@ int plan_footprints_record(plan_footprints *fp, const char *model_id, const char
     return 0;
 }
 
+int plan_footprints_record(plan_footprints *fp, const char *model_id, const char *config_key,
+                           const plan_demand *d, genai_error *err)
+{
+    int rc = plan_footprints_load(fp, model_id, config_key, d, err);
+    if (rc == 0 && fp->sink != NULL) {
+        plan_demand stored = *d;
+        stored.tier = PLAN_TIER_MEASURED;
+        fp->sink(fp->backing_arg, model_id, config_key, &stored);
+    }
+    return rc;
+}
+
 int plan_footprints_lookup(const plan_footprints *fp, const char *model_id, const char *config_key,
                            plan_demand *out)
 {
     if (fp == NULL || model_id == NULL || config_key == NULL)
         return 0;
     const struct fp_entry *e = find(fp, model_id, config_key);
-    if (e == NULL)
+    if (e != NULL) {
+        *out = e->demand;
+        return 1;
+    }
+    if (fp->source == NULL)
         return 0;
-    *out = e->demand;
+    plan_demand d;
+    if (fp->source(fp->backing_arg, model_id, config_key, &d) != 1)
+        return 0;
+    d.tier = PLAN_TIER_MEASURED;
+    *out = d;
     return 1;
 }
 

@@ -9,10 +9,12 @@
  * names, when it matters). Recording the same key again replaces the old
  * value (the latest run wins: llama.cpp's allocator changes between builds).
  *
- * This first version keeps the table in memory, bounded to
- * PLAN_FOOTPRINTS_MAX entries (the oldest is evicted). The interface is two
- * calls on plain values, so the model store can back it with a SQLite table
- * (model_id, config_key, demand columns) later without changing callers.
+ * The table lives in memory, bounded to PLAN_FOOTPRINTS_MAX entries (the
+ * oldest is evicted). A backing store may be attached
+ * (plan_footprints_set_backing): its sink sees every record, and its source
+ * answers lookups the table cannot. The model store attaches the registry
+ * this way (store/footprint_db.h), so a footprint measured by one genai
+ * process plans the next one; the planner itself knows nothing of SQLite.
  */
 #ifndef GENAI_PLAN_FOOTPRINT_H
 #define GENAI_PLAN_FOOTPRINT_H
@@ -40,12 +42,35 @@ void plan_footprints_free(plan_footprints *fp);
 int plan_footprints_record(plan_footprints *fp, const char *model_id, const char *config_key,
                            const plan_demand *d, genai_error *err);
 
-/* 1 and a copy in *out when a footprint exists for the key, 0 when not. */
+/* 1 and a copy in *out when a footprint exists for the key, in the table or
+ * (asked second) in the backing store's source, 0 when not. */
 int plan_footprints_lookup(const plan_footprints *fp, const char *model_id, const char *config_key,
                            plan_demand *out);
 
 /* Number of footprints held. */
 size_t plan_footprints_count(const plan_footprints *fp);
+
+/* A backing store's half that keeps records: called after each successful
+ * plan_footprints_record with the keys and the value as stored (tier
+ * MEASURED). It cannot fail the record; it reports its own failures. */
+typedef void (*plan_fp_sink_fn)(void *arg, const char *model_id, const char *config_key,
+                                const plan_demand *d);
+/* A backing store's half that answers: called by plan_footprints_lookup when
+ * the table holds no entry for the keys. Returns 1 with *out filled when the
+ * store has a usable footprint, 0 when not (a corrupt one included). It may
+ * cache what it found with plan_footprints_load. */
+typedef int (*plan_fp_source_fn)(void *arg, const char *model_id, const char *config_key,
+                                 plan_demand *out);
+
+/* Attaches (or, with both functions NULL, detaches) a backing store; arg is
+ * passed to both and borrowed until detached. Either function may be NULL. */
+void plan_footprints_set_backing(plan_footprints *fp, plan_fp_source_fn source,
+                                 plan_fp_sink_fn sink, void *arg);
+
+/* Like plan_footprints_record but without calling the sink: for values that
+ * come from the backing store (a bulk load, or a cached answer). */
+int plan_footprints_load(plan_footprints *fp, const char *model_id, const char *config_key,
+                         const plan_demand *d, genai_error *err);
 
 /*
  * Writes a canonical text key for cfg into buf ("ngl=33 c=8192 np=4 kvu=1

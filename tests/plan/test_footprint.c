@@ -146,13 +146,85 @@ static void test_tiers(void **state)
     fixture_profile_free(&p);
 }
 
+/* A backing store for the hooks test: remembers what the sink saw and
+ * answers the source from one slot. */
+typedef struct backing {
+    int sunk, asked;
+    char sunk_key[64];
+    uint64_t sunk_host;
+    int have;
+    plan_demand answer;
+} backing;
+
+static void test_sink(void *arg, const char *model_id, const char *config_key, const plan_demand *d)
+{
+    backing *b = arg;
+    b->sunk++;
+    snprintf(b->sunk_key, sizeof(b->sunk_key), "%s|%s", model_id, config_key);
+    b->sunk_host = d->host_anon;
+    assert_int_equal(d->tier, PLAN_TIER_MEASURED);
+}
+
+static int test_source(void *arg, const char *model_id, const char *config_key, plan_demand *out)
+{
+    backing *b = arg;
+    b->asked++;
+    if (!b->have || strcmp(model_id, "m") != 0 || strcmp(config_key, "stored") != 0)
+        return 0;
+    *out = b->answer;
+    return 1;
+}
+
+static void test_backing_hooks(void **state)
+{
+    (void)state;
+    plan_footprints *fp = plan_footprints_new();
+    assert_non_null(fp);
+    backing b;
+    memset(&b, 0, sizeof(b));
+    plan_footprints_set_backing(fp, test_source, test_sink, &b);
+
+    /* a record reaches the sink once, as stored (tier MEASURED) */
+    plan_demand d = demand_of(300), out;
+    assert_int_equal(plan_footprints_record(fp, "m", "k", &d, NULL), 0);
+    assert_int_equal(b.sunk, 1);
+    assert_string_equal(b.sunk_key, "m|k");
+    assert_int_equal(b.sunk_host, 300);
+    /* a refused record does not */
+    assert_int_equal(plan_footprints_record(fp, "", "k", &d, NULL), GENAI_EBAD_ARG);
+    assert_int_equal(b.sunk, 1);
+    /* a load does not either: it came from the store */
+    assert_int_equal(plan_footprints_load(fp, "m", "loaded", &d, NULL), 0);
+    assert_int_equal(b.sunk, 1);
+
+    /* the table answers first; the source only for what it lacks */
+    assert_int_equal(plan_footprints_lookup(fp, "m", "k", &out), 1);
+    assert_int_equal(plan_footprints_lookup(fp, "m", "loaded", &out), 1);
+    assert_int_equal(b.asked, 0);
+    assert_int_equal(plan_footprints_lookup(fp, "m", "stored", &out), 0);
+    assert_int_equal(b.asked, 1);
+    b.have = 1;
+    b.answer = demand_of(900); /* the store's tier is not trusted: MEASURED */
+    assert_int_equal(plan_footprints_lookup(fp, "m", "stored", &out), 1);
+    assert_int_equal(out.host_anon, 900);
+    assert_int_equal(out.tier, PLAN_TIER_MEASURED);
+    assert_int_equal(b.asked, 2);
+
+    /* detached: neither hook runs */
+    plan_footprints_set_backing(fp, NULL, NULL, &b);
+    assert_int_equal(plan_footprints_record(fp, "m", "k2", &d, NULL), 0);
+    assert_int_equal(plan_footprints_lookup(fp, "m", "stored", &out), 0);
+    assert_int_equal(b.sunk, 1);
+    assert_int_equal(b.asked, 2);
+    plan_footprints_free(fp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_record_lookup),
-        cmocka_unit_test(test_eviction),
-        cmocka_unit_test(test_oom),
-        cmocka_unit_test(test_tiers),
+        cmocka_unit_test(test_record_lookup), cmocka_unit_test(test_eviction),
+        cmocka_unit_test(test_oom),           cmocka_unit_test(test_tiers),
+        cmocka_unit_test(test_backing_hooks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
