@@ -1,11 +1,13 @@
 /*
  * hello.c - the smallest program on genai's C library: create a context,
- * print the machine's snapshot and the registered models, free everything.
+ * print the machine's snapshot and the registered models, ask the LLM
+ * named on the command line (if any) one question, free everything.
  *
  * Build against an installed genai:
  *   cc hello.c $(pkg-config --cflags --libs genai) -o hello
  * Run with GENAI_HOME=/some/folder to use a registry other than the
- * default one (docs/configuration.md).
+ * default one (docs/configuration.md):
+ *   ./hello [MODEL_ID]
  */
 #include <genai.h>
 
@@ -18,7 +20,7 @@ static void on_event(const char *type, const char *json, void *userdata)
     fprintf(stderr, "event: %s\n", type);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
     genai_error err;
     genai_error_clear(&err);
@@ -40,14 +42,20 @@ int main(void)
         goto fail;
     printf("genai %s\nsystem: %s\nmodels: %s\n", genai_version(), system, models);
 
-    /* Chat needs the orchestrator; a build without it says so clearly. */
-    char *reply = NULL;
-    rc = genai_chat(g, "{\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}", &reply, &err);
-    if (rc < 0)
-        printf("chat: %s (%s)\n", genai_err_name(rc), err.detail);
-    else
+    /* One question to a registered LLM: genai loads it on demand. */
+    if (argc > 1) {
+        char request[512];
+        snprintf(request, sizeof(request),
+                 "{\"model\":\"%s\",\"max_tokens\":8,"
+                 "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
+                 argv[1]);
+        char *reply = NULL;
+        rc = genai_chat(g, request, &reply, &err);
+        if (rc < 0)
+            goto fail;
         printf("chat: %s\n", reply);
-    genai_free_string(reply);
+        genai_free_string(reply);
+    }
     status = 0;
     goto out;
 

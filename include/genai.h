@@ -134,7 +134,7 @@ GENAI_EXPORT int genai_config_set(genai_config *cfg, const char *key, const char
 GENAI_EXPORT void genai_config_free(genai_config *cfg);
 
 /* A genai context: the event-loop thread, the event bus, the model registry,
- * and (once the orchestrator is part of the build) the runtimes. */
+ * and the orchestrator with the runtimes. */
 typedef struct genai genai;
 
 /*
@@ -146,8 +146,10 @@ typedef struct genai genai;
 GENAI_EXPORT int genai_new(const genai_config *cfg, genai **out, genai_error *err);
 
 /*
- * Stops the loop thread (after the queued messages ran and the event
- * callback was removed), closes the registry and frees g. No other call on
+ * Stops the loop thread (after the event callback was removed, the runtimes
+ * were stopped, their children killed and reaped, and the queued messages
+ * ran: an asynchronous image job's done callback reports GENAI_ECANCELLED
+ * then), closes the registry and frees g. No other call on
  * g may be running or start. Must not be called from a genai callback.
  * Accepts NULL.
  */
@@ -222,7 +224,8 @@ GENAI_EXPORT int genai_model_pull_cancel_all(genai *g);
 
 /*
  * Events: what happened in the context ("model.pulled", "model.removed",
- * "llm.ready", ...), as the HTTP API's GET /v1/events sends them. type and
+ * and the orchestrator's "orch.llm_ready", "orch.offload_started",
+ * "orch.image_done", ... of docs/orchestrator.md), as the HTTP API's GET /v1/events sends them. type and
  * json ({"id","time_ms","type","data"}) are valid during the call only.
  * Runs on the context's loop thread: it must return quickly and must not
  * call genai_free. Calls that wait on the loop (the LLM and image functions)
@@ -237,52 +240,139 @@ GENAI_EXPORT int genai_set_event_callback(genai *g, genai_event_fn fn, void *use
                                           genai_error *err);
 
 /*
- * LLM runtime, chat and images. These go through the orchestrator, which
- * decides what is resident on the GPU. In this version of the library the
- * orchestrator is not wired into the context yet: each of these functions
- * returns GENAI_EUNAVAILABLE with a detail saying so, and writes nothing.
- * The signatures are the ones the wired version keeps.
+ * LLM runtime, chat and images. These go through the context's
+ * orchestrator (the same service as `genai serve`: docs/orchestrator.md),
+ * which decides what is resident on the GPU: one LLM at a time, loaded on
+ * demand by the "model" of a request; an image job that does not fit next
+ * to the LLM moves it aside and the LLM comes back afterwards.
+ *
+ * Each call posts to the context's loop thread and waits there for its
+ * answer (or, for genai_image_submit, for the job to be queued); none
+ * touches runtime state from the caller's thread. They may run on many
+ * threads at once. Calling one that waits from a genai callback (which runs
+ * on the loop thread) would deadlock: it fails with GENAI_EBUSY instead.
+ * Errors carry the reason in err->detail, with a suggestion where there is
+ * one: GENAI_ENOT_FOUND (model not registered), GENAI_EBAD_ARG (malformed
+ * request, wrong model kind, another LLM in use), GENAI_EBUSY (queue full),
+ * GENAI_EUNAVAILABLE (the LLM did not come back before the queue deadline,
+ * or its server went away), GENAI_EHTTP (llama-server refused the request:
+ * its message), GENAI_ECHILD_EXITED (the runtime failed to load, with the
+ * child's last lines), GENAI_ENO_FIT.
  */
 
-/* Starts the LLM runtime with a registered model; options_json (NULL: {})
- * may set ctx_size, gpu_layers, ... (docs/api.md). Blocks until ready. */
+/* Starts the LLM runtime with a registered model and blocks until it is
+ * READY (or the load failed). options_json (NULL: {}) may set "ctx" (alias
+ * "ctx_size": context length, 0: the largest that fits) and "ngl" (alias
+ * "gpu_layers"). The same model already READY returns at once. */
 GENAI_EXPORT int genai_llm_start(genai *g, const char *model_id, const char *options_json,
                                  genai_error *err);
-/* Stops the LLM runtime; blocks until its memory is reclaimed. */
+/* Stops the LLM runtime; blocks until its process is reaped and its memory
+ * reclaimed. 0 also when nothing was loaded. */
 GENAI_EXPORT int genai_llm_stop(genai *g, genai_error *err);
-/* The runtimes' state as JSON (genai_free_string). */
+/* The runtime's state as JSON (GET /api/llm's shape, docs/api.md) in
+ * *json_out, freed with genai_free_string. */
 GENAI_EXPORT int genai_llm_status(genai *g, char **json_out, genai_error *err);
 
-/* A chat completion (OpenAI request JSON in, response JSON out, freed with
- * genai_free_string); blocks. */
+/* A chat completion: request_json is an OpenAI chat request whose "model"
+ * is a registered LLM id ("stream" is forced off). Blocks until the whole
+ * reply arrived; *response_json (genai_free_string) is llama-server's
+ * chat.completion object. */
 GENAI_EXPORT int genai_chat(genai *g, const char *request_json, char **response_json,
                             genai_error *err);
 
 /* Streaming: each chunk (an OpenAI chat.completion.chunk as JSON, valid
- * during the call) goes to fn on the calling thread; return non-zero to
- * stop (the call then returns GENAI_ECANCELLED). */
+ * during the call) goes to fn on the thread that called genai_chat_stream,
+ * in order, as it arrives; return non-zero to stop: the request is
+ * aborted upstream (llama-server stops generating) and the call returns
+ * GENAI_ECANCELLED. Returns 0 after the stream's [DONE]. fn may call other
+ * genai functions. */
 typedef int (*genai_chat_chunk_fn)(const char *chunk_json, void *userdata);
 GENAI_EXPORT int genai_chat_stream(genai *g, const char *request_json, genai_chat_chunk_fn fn,
                                    void *userdata, genai_error *err);
 
-/* Image progress: step of steps for job; on the context's loop thread. */
+/* Image progress: step of steps (of the image in progress) for job; on the
+ * context's loop thread (return quickly; call no waiting genai function). */
 typedef void (*genai_image_progress_fn)(uint64_t job, int step, int steps, void *userdata);
-/* An asynchronous job ended: status 0 and the result JSON (valid during the
- * call), or a negative code and an error JSON. On the loop thread. */
+/* An asynchronous job ended: status 0 and the result JSON (as from
+ * genai_image_generate), or a negative code and {"error":{"code",
+ * "message"}}; json is valid during the call. On the loop thread, exactly
+ * once per job genai_image_submit accepted (with GENAI_ECANCELLED when the
+ * context is freed first). */
 typedef void (*genai_image_done_fn)(uint64_t job, int status, const char *json, void *userdata);
 
-/* Generates an image (request JSON as POST /v1/images/generations) and
- * blocks; *result_json (genai_free_string) has the file paths. */
+/* Generates images (request JSON as POST /v1/images/generations: prompt,
+ * model, n, size, steps, seed, cfg_scale, sampler, ...) and blocks;
+ * *result_json (genai_free_string) is that route's response: "data" with
+ * each PNG as "b64_json", and "genai" with the seeds, size, whether the LLM
+ * was moved aside and the model's settings as applied with their warnings. */
 GENAI_EXPORT int genai_image_generate(genai *g, const char *request_json,
                                       genai_image_progress_fn progress, void *userdata,
                                       char **result_json, genai_error *err);
-/* Queues an image job and returns at once with its id in *job_out. */
+
+/* One generated image: PNG bytes and what made it. */
+typedef struct genai_image_out {
+    unsigned char *png; /* owned by the result */
+    size_t png_len;
+    uint32_t width, height;
+    int64_t seed;
+} genai_image_out;
+
+/* Images as bytes; free with genai_image_result_free. */
+typedef struct genai_image_result {
+    uint64_t job;
+    size_t count; /* n of the request */
+    genai_image_out *images;
+    int offloaded;       /* the LLM was moved aside for the job */
+    char *warnings_json; /* JSON array of the model settings' warnings (strings) */
+} genai_image_result;
+
+/* As genai_image_generate, with the images as bytes in *out. */
+GENAI_EXPORT int genai_image(genai *g, const char *request_json, genai_image_progress_fn progress,
+                             void *userdata, genai_image_result **out, genai_error *err);
+/* Releases a result of genai_image. Accepts NULL. */
+GENAI_EXPORT void genai_image_result_free(genai_image_result *r);
+
+/* Queues an image job and returns once it is admitted, with its id in
+ * *job_out; progress and done (each may be NULL) follow on the loop
+ * thread, with userdata. */
 GENAI_EXPORT int genai_image_submit(genai *g, const char *request_json,
                                     genai_image_progress_fn progress, genai_image_done_fn done,
                                     void *userdata, uint64_t *job_out, genai_error *err);
+/* The job as JSON (GET /api/images/{id}'s shape: state waiting, queued,
+ * running, succeeded, failed or cancelled; progress; the result once
+ * succeeded) in *json_out (genai_free_string). GENAI_ENOT_FOUND for an
+ * unknown job (finished jobs are kept 10 minutes). */
+GENAI_EXPORT int genai_image_poll(genai *g, uint64_t job, char **json_out, genai_error *err);
 /* Cancels a queued or running job; its done callback then reports
  * GENAI_ECANCELLED. GENAI_ENOT_FOUND for an unknown or finished job. */
 GENAI_EXPORT int genai_image_cancel(genai *g, uint64_t job, genai_error *err);
+
+/*
+ * Reservations (docs/budgets.md, docs/api.md "Reservations"): make bytes of
+ * a GPU (or of host memory) free for the calling app for a while. genai
+ * moves its LLM aside when it must and confirms only once the memory is
+ * observed free; it takes nothing back there until the reservation ends.
+ */
+
+/* The host, as a reservation's device. */
+#define GENAI_RESERVE_HOST (-1)
+
+/*
+ * Reserves bytes of device (a GPU index or GENAI_RESERVE_HOST) for
+ * deadline_s seconds (1 .. 86400), with reason (copied; may be NULL), and
+ * blocks until the memory is observed free: 0 and *id, to pass to
+ * genai_reservation_release. Waits at most timeout_ms (0: deadline_s);
+ * then GENAI_ETIMEOUT and the reservation is released. GENAI_ECANCELLED
+ * when it ended unconfirmed, GENAI_EBAD_ARG / GENAI_ENO_FIT for a request
+ * that can never be met, GENAI_EUNAVAILABLE when the context runs no
+ * orchestrator. Thread-safe; never from an event callback.
+ */
+GENAI_EXPORT int genai_reserve(genai *g, int device, uint64_t bytes, uint32_t deadline_s,
+                               const char *reason, uint32_t timeout_ms, uint64_t *id,
+                               genai_error *err);
+/* Ends a reservation early (genai may then reload what it moved aside).
+ * GENAI_ENOT_FOUND for an unknown or ended one. Thread-safe. */
+GENAI_EXPORT int genai_reservation_release(genai *g, uint64_t id, genai_error *err);
 
 #ifdef __cplusplus
 }

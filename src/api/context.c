@@ -16,17 +16,19 @@
  *
  * JSON results are dumped by jansson (malloc) and copied into the allocation
  * funnel, so genai_free_string is mem_free like every other release.
+ *
+ * The runtime service (api/service.h: the orchestrator behind the registry,
+ * as in `genai serve`) is created on the loop thread by genai_new and freed
+ * there by genai_free; llm_api.c and image_api.c wait on it.
  */
-#include "genai.h"
+#include "api/context.h"
 
+#include "api/reserve_api.h"
 #include "api/shapes.h"
 #include "core/alloc.h"
-#include "core/config.h"
 #include "core/error.h"
-#include "core/events.h"
 #include "core/log.h"
-#include "core/loop.h"
-#include "store/store.h"
+#include "plan/budget.h"
 #include "sys/probe.h"
 
 #include <errno.h>
@@ -38,27 +40,11 @@
 
 #define MOD "api"
 
-typedef struct api_pull {
-    struct api_pull *next;
+struct api_pull {
+    api_pull *next;
     atomic_int cancel;
     genai_pull_progress_fn fn;
     void *userdata;
-} api_pull;
-
-struct genai {
-    genai_config cfg;
-    loop *l;
-    store *st;
-    void *orch; /* the orchestrator, once it is part of the build; NULL now */
-
-    /* Loop thread only. */
-    events *bus;
-    events_sub *sub;
-    genai_event_fn event_fn;
-    void *event_ud;
-
-    pthread_mutex_t mu; /* guards pulls */
-    api_pull *pulls;
 };
 
 /* ---- configuration ----------------------------------------------------- */
@@ -108,8 +94,7 @@ void genai_config_free(genai_config *cfg)
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* JSON text of v (stolen) in the funnel's memory, into *out. */
-static int dump_json(json_t *v, char **out, genai_error *err)
+int api_dump_json(json_t *v, char **out, genai_error *err)
 {
     char *text = v != NULL ? json_dumps(v, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
     json_decref(v);
@@ -124,6 +109,24 @@ static int dump_json(json_t *v, char **out, genai_error *err)
 void genai_free_string(char *s)
 {
     mem_free(s);
+}
+
+int api_reply_error(const svc_reply *r, genai_error *err)
+{
+    const char *detail = r->detail != NULL && r->detail[0] ? r->detail : genai_strerror(r->code);
+    if (r->suggestion != NULL)
+        return err_set(err, r->code, "%s (%s)", detail, r->suggestion);
+    return err_set(err, r->code, "%s", detail);
+}
+
+int api_not_on_loop(genai *g, const char *fn, genai_error *err)
+{
+    if (loop_on_thread(g->l))
+        return err_set(err, GENAI_EBUSY,
+                       "%s: called from a genai callback (the loop thread), where waiting for "
+                       "the loop would deadlock",
+                       fn);
+    return 0;
 }
 
 typedef struct pub_msg {
@@ -172,6 +175,35 @@ static void publish(genai *g, const char *type, json_t *data)
 
 /* ---- context ------------------------------------------------------------ */
 
+typedef struct svc_make {
+    genai *g;
+    genai_error *err;
+} svc_make;
+
+static void make_svc_on_loop(loop *l, void *arg, loop_completion *c)
+{
+    svc_make *mk = arg;
+    genai *g = mk->g;
+    svc_opts o = {.queue_timeout_s = g->cfg.queue_timeout_s,
+                  .queue_limit = g->cfg.queue_limit,
+                  .bus = g->bus,
+                  .metrics = g->m,
+                  .share = 1,
+                  .others_policy = (int)g->cfg.others_policy,
+                  .watch_interval_ms = g->cfg.watch_interval_ms,
+                  .watch_fast_ms = g->cfg.watch_fast_ms};
+    loop_complete(c, svc_new(loop_uv(l), &o, &g->svc, mk->err));
+}
+
+static void free_svc_on_loop(loop *l, void *arg, loop_completion *c)
+{
+    genai *g = arg;
+    (void)l;
+    svc_free(g->svc); /* children killed and reaped; handles close as the loop runs */
+    g->svc = NULL;
+    loop_complete(c, 0);
+}
+
 int genai_new(const genai_config *cfg, genai **out, genai_error *err)
 {
     if (out == NULL)
@@ -187,16 +219,36 @@ int genai_new(const genai_config *cfg, genai **out, genai_error *err)
     }
     if ((rc = store_open(&g->st, err)) < 0)
         goto fail_cfg;
+    /* Budgets and reserves bind every plan in the process, as in `genai
+     * serve` (docs/budgets.md: the policy is process-wide; the last context
+     * created sets it). */
+    plan_policy policy;
+    plan_policy_from_config(&g->cfg, &policy);
+    plan_policy_set(&policy);
     if ((rc = events_new(&g->bus)) < 0) {
         err_set(err, rc, "creating the event bus");
         goto fail_store;
     }
-    if ((rc = loop_start(&g->l, err)) < 0)
+    if ((rc = metrics_new(&g->m)) < 0) {
+        err_set(err, rc, "creating the metrics registry");
         goto fail_bus;
+    }
+    if ((rc = loop_start(&g->l, err)) < 0)
+        goto fail_metrics;
+    svc_make mk = {g, err};
+    if ((rc = loop_call_wait(g->l, make_svc_on_loop, &mk)) < 0) {
+        if (err != NULL && err->code == 0)
+            err_set(err, rc, "creating the runtime service");
+        goto fail_loop;
+    }
     pthread_mutex_init(&g->mu, NULL);
     *out = g;
     return 0;
 
+fail_loop:
+    loop_stop(g->l);
+fail_metrics:
+    metrics_free(g->m);
 fail_bus:
     events_free(g->bus);
 fail_store:
@@ -256,8 +308,10 @@ void genai_free(genai *g)
         return;
     cb_set s = {g, NULL, NULL};
     loop_call_wait(g->l, set_cb_on_loop, &s);
-    loop_stop(g->l); /* runs the events still queued, then joins */
+    loop_call_wait(g->l, free_svc_on_loop, g);
+    loop_stop(g->l); /* runs the events still queued and the closes, then joins */
     events_free(g->bus);
+    metrics_free(g->m);
     store_close(g->st);
     config_free(&g->cfg);
     pthread_mutex_destroy(&g->mu);
@@ -277,7 +331,7 @@ int genai_system(genai *g, char **json_out, genai_error *err)
         return rc;
     json_t *j = probe_snapshot_json(&snap);
     probe_snapshot_free(&snap);
-    return dump_json(j, json_out, err);
+    return api_dump_json(j, json_out, err);
 }
 
 int genai_models_list(genai *g, char **json_out, genai_error *err)
@@ -289,7 +343,7 @@ int genai_models_list(genai *g, char **json_out, genai_error *err)
     int rc = api_models_json(store_registry(g->st), 0, &arr, err);
     if (rc < 0)
         return rc;
-    return dump_json(arr, json_out, err);
+    return api_dump_json(arr, json_out, err);
 }
 
 int genai_model_show(genai *g, const char *id, char **json_out, genai_error *err)
@@ -303,7 +357,7 @@ int genai_model_show(genai *g, const char *id, char **json_out, genai_error *err
         return rc;
     json_t *j = api_model_json(&m);
     store_model_free(&m);
-    return dump_json(j, json_out, err);
+    return api_dump_json(j, json_out, err);
 }
 
 int genai_model_remove(genai *g, const char *id, genai_error *err)
@@ -386,7 +440,7 @@ int genai_model_pull(genai *g, const genai_pull_options *opts, char **json_out, 
     }
     publish(g, "model.pulled", json_pack("{s:s, s:s}", "ref", opts->ref, "id", m.id));
     if (json_out != NULL) {
-        int drc = dump_json(api_model_json(&m), json_out, err);
+        int drc = api_dump_json(api_model_json(&m), json_out, err);
         if (drc < 0)
             rc = drc;
     }
@@ -406,78 +460,14 @@ int genai_model_pull_cancel_all(genai *g)
     return n;
 }
 
-/* ---- LLM, chat, images: through the orchestrator ------------------------ */
-
-/* Until the orchestrator (src/orch) is wired into the context, every call
- * that needs it says so; g->orch stays NULL. */
-static int no_orch(genai *g, genai_error *err, const char *fn)
+/* reserve_api.h: the context's loop and runtime service. */
+int api_ctx_runtime(genai *g, loop **l, struct svc **s, genai_error *err)
 {
     if (g == NULL)
-        return err_set(err, GENAI_EBAD_ARG, "%s: the context is NULL", fn);
-    return err_set(err, GENAI_EUNAVAILABLE,
-                   "%s: this build of genai has no orchestrator in the library context yet; "
-                   "LLM, chat and image calls are not available (models and system are)",
-                   fn);
-}
-
-int genai_llm_start(genai *g, const char *model_id, const char *options_json, genai_error *err)
-{
-    (void)model_id;
-    (void)options_json;
-    return no_orch(g, err, "genai_llm_start");
-}
-
-int genai_llm_stop(genai *g, genai_error *err)
-{
-    return no_orch(g, err, "genai_llm_stop");
-}
-
-int genai_llm_status(genai *g, char **json_out, genai_error *err)
-{
-    (void)json_out;
-    return no_orch(g, err, "genai_llm_status");
-}
-
-int genai_chat(genai *g, const char *request_json, char **response_json, genai_error *err)
-{
-    (void)request_json;
-    (void)response_json;
-    return no_orch(g, err, "genai_chat");
-}
-
-int genai_chat_stream(genai *g, const char *request_json, genai_chat_chunk_fn fn, void *userdata,
-                      genai_error *err)
-{
-    (void)request_json;
-    (void)fn;
-    (void)userdata;
-    return no_orch(g, err, "genai_chat_stream");
-}
-
-int genai_image_generate(genai *g, const char *request_json, genai_image_progress_fn progress,
-                         void *userdata, char **result_json, genai_error *err)
-{
-    (void)request_json;
-    (void)progress;
-    (void)userdata;
-    (void)result_json;
-    return no_orch(g, err, "genai_image_generate");
-}
-
-int genai_image_submit(genai *g, const char *request_json, genai_image_progress_fn progress,
-                       genai_image_done_fn done, void *userdata, uint64_t *job_out,
-                       genai_error *err)
-{
-    (void)request_json;
-    (void)progress;
-    (void)done;
-    (void)userdata;
-    (void)job_out;
-    return no_orch(g, err, "genai_image_submit");
-}
-
-int genai_image_cancel(genai *g, uint64_t job, genai_error *err)
-{
-    (void)job;
-    return no_orch(g, err, "genai_image_cancel");
+        return err_set(err, GENAI_EBAD_ARG, "the context is NULL");
+    if (g->svc == NULL)
+        return err_set(err, GENAI_EUNAVAILABLE, "this context runs no runtime service");
+    *l = g->l;
+    *s = g->svc;
+    return 0;
 }

@@ -17,11 +17,15 @@
  */
 #include "api/service.h"
 
+#include "api/reserve_api.h"
 #include "core/alloc.h"
 #include "core/events.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "orch/reserve.h"
+#include "orch/watch.h"
 #include "store/dmodel.h"
+#include "store/footprint_db.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -65,6 +69,11 @@ struct svc {
     svc_wait *waits;
     int n_lookups; /* lookups in flight */
     int freed;
+    /* svc_opts.share: sharing the machine (docs/budgets.md). */
+    orch_watch *watch;
+    orch_rsv *rsv;
+    api_rsv_waits *rsv_waits;
+    store_fpdb *fpdb; /* learned footprints kept in the registry, or NULL */
 };
 
 typedef struct lookup {
@@ -1001,6 +1010,62 @@ static void on_img_progress(void *arg, img_runner *r, const img_job *job)
     }
 }
 
+/* ---- sharing the machine ----------------------------------------------------------- */
+
+/* The watcher, the reservation book and its waits; they borrow the
+ * orchestrator, so they go before it. Each free accepts NULL. */
+static void share_free(svc *s)
+{
+    api_rsv_waits_free(s->rsv_waits);
+    s->rsv_waits = NULL;
+    orch_rsv_free(s->rsv);
+    s->rsv = NULL;
+    orch_watch_free(s->watch);
+    s->watch = NULL;
+}
+
+static int share_new(svc *s, const svc_opts *so, genai_error *err)
+{
+    const probe_options *probe = so->tune != NULL ? so->tune->probe : NULL;
+    int rc = api_rsv_waits_new(s->uv, &s->rsv_waits, err);
+    if (rc < 0)
+        return rc;
+    orch_rsv_opts ro = {.probe = probe,
+                        .poll_ms = (int)so->watch_fast_ms,
+                        .on_change = api_rsv_waits_changed,
+                        .arg = s->rsv_waits,
+                        .bus = so->bus,
+                        .metrics = so->metrics};
+    if ((rc = orch_rsv_new(s->uv, s->o, &ro, &s->rsv, err)) < 0)
+        return rc;
+    orch_watch_opts wo = {.probe = probe,
+                          .interval_ms = (int)so->watch_interval_ms,
+                          .fast_ms = (int)so->watch_fast_ms,
+                          .policy = so->others_policy,
+                          .bus = so->bus,
+                          .metrics = so->metrics};
+    return orch_watch_new(s->uv, s->o, &wo, &s->watch, err);
+}
+
+struct orch_rsv *svc_reservations(svc *s)
+{
+    return s->rsv;
+}
+
+struct orch_watch *svc_watcher(svc *s)
+{
+    return s->watch;
+}
+
+int svc_rsv_wait(svc *s, uint64_t id, uint64_t timeout_ms,
+                 void (*fn)(void *arg, int code, const struct orch_reservation *r), void *arg,
+                 genai_error *err)
+{
+    if (s->rsv == NULL)
+        return err_set(err, GENAI_EUNAVAILABLE, "this runtime service keeps no reservations");
+    return api_rsv_wait(s->rsv_waits, s->rsv, id, timeout_ms, fn, arg, err);
+}
+
 /* ---- lifetime -------------------------------------------------------------------- */
 
 int svc_new(uv_loop_t *uv, const svc_opts *so, svc **out, genai_error *err)
@@ -1026,18 +1091,30 @@ int svc_new(uv_loop_t *uv, const svc_opts *so, svc **out, genai_error *err)
     oo.image.arg = s;
     if (so->queue_limit != 0)
         oo.max_waiters = (int)so->queue_limit;
+    /* Learned footprints persist in the registry (docs/planner.md, Tiers). */
+    genai_error fe;
+    if (oo.fp == NULL && store_fpdb_open(NULL, NULL, &s->fpdb, &fe) < 0)
+        LOG_WARN(MOD, "learned footprints kept in memory only: %s", fe.detail);
+    if (s->fpdb != NULL)
+        oo.fp = store_fpdb_table(s->fpdb);
     int rc = http_client_new(uv, &s->http, err);
     if (rc < 0)
         goto fail;
     rc = orch_new(uv, &oo, &s->o, err);
     if (rc < 0)
         goto fail_http;
+    if (so->share && (rc = share_new(s, so, err)) < 0)
+        goto fail_orch;
     *out = s;
     return 0;
 
+fail_orch:
+    share_free(s);
+    orch_free(s->o);
 fail_http:
     http_client_free(s->http);
 fail:
+    store_fpdb_close(s->fpdb);
     mem_free(s);
     return rc;
 }
@@ -1059,8 +1136,11 @@ void svc_free(svc *s)
             wait_free(w);
     }
     s->freed = 1;
+    share_free(s);
     orch_free(s->o);
     s->o = NULL;
+    store_fpdb_close(s->fpdb);
+    s->fpdb = NULL;
     http_client_free(s->http);
     s->http = NULL;
     if (s->n_lookups == 0)

@@ -40,6 +40,9 @@
 
 struct events;
 struct metrics;
+struct orch_reservation;
+struct orch_rsv;
+struct orch_watch;
 
 typedef struct svc svc;
 typedef struct svc_wait svc_wait;
@@ -53,6 +56,14 @@ typedef struct svc_opts {
      * defaults. Its llm, bus, metrics, on_event and image callbacks are
      * ignored. Borrowed for the call. */
     const orch_opts *tune;
+    /* Sharing the machine (docs/budgets.md): share = 1 also creates the
+     * memory watcher (orch/watch.h) with others_policy (enum
+     * config_others_policy) and the periods below (0: 1000 and 250 ms), and
+     * the reservation book (orch/reserve.h), next to the orchestrator. */
+    int share;
+    int others_policy;
+    unsigned watch_interval_ms;
+    unsigned watch_fast_ms;
 } svc_opts;
 
 /* Creates the service and its orchestrator (no LLM configured yet) on uv.
@@ -69,6 +80,18 @@ orch *svc_orch(svc *s);
 /* The loop's HTTP client, for the proxy to llama-server. */
 http_client *svc_http(svc *s);
 struct metrics *svc_metrics(svc *s);
+/* The reservation book and the memory watcher (svc_opts.share), or NULL.
+ * Owned by the service. */
+struct orch_rsv *svc_reservations(svc *s);
+struct orch_watch *svc_watcher(svc *s);
+/* Waits until reservation id is confirmed or ended, at most timeout_ms
+ * (0: no limit): fn (api/reserve_api.h) runs once, with 0 when held,
+ * GENAI_ECANCELLED when it ended unconfirmed or the service is freed,
+ * GENAI_ETIMEOUT. GENAI_ENOT_FOUND for an unknown id, GENAI_EUNAVAILABLE
+ * without a book. */
+int svc_rsv_wait(svc *s, uint64_t id, uint64_t timeout_ms,
+                 void (*fn)(void *arg, int code, const struct orch_reservation *r), void *arg,
+                 genai_error *err);
 
 /* An answer: code 0 or an error with a sentence, the stable error code
  * name ("model_not_found", "model_not_loaded", "unavailable", ...), the

@@ -26,6 +26,7 @@
 #include "core/paths.h"
 #include "http/native.h"
 #include "http/server.h"
+#include "plan/budget.h"
 #include "plan/llm.h"
 
 #include <errno.h>
@@ -253,10 +254,19 @@ int cmd_serve(int argc, char **argv)
         cli_report("serve", rc, &err);
         goto out_bus;
     }
+    /* Budgets and reserves for every plan of this process; the watcher and
+     * the reservation book run next to the orchestrator (docs/budgets.md). */
+    plan_policy policy;
+    plan_policy_from_config(&cfg, &policy);
+    plan_policy_set(&policy);
     svc_make mk = {.o = {.queue_timeout_s = cfg.queue_timeout_s,
                          .queue_limit = cfg.queue_limit,
                          .bus = bus,
-                         .metrics = m},
+                         .metrics = m,
+                         .share = 1,
+                         .others_policy = (int)cfg.others_policy,
+                         .watch_interval_ms = cfg.watch_interval_ms,
+                         .watch_fast_ms = cfg.watch_fast_ms},
                    .err = &err,
                    .model = model};
     if ((rc = loop_call_wait(l, make_svc, &mk)) < 0) {

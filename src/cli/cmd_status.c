@@ -2,8 +2,10 @@
  * cmd_status.c - `genai status [--json]`: is a daemon running, and what is
  * it doing (pid, address, uptime, memory, runtimes).
  *
- * Asks GET /api/status of the daemon found through serve.json. With no
- * daemon it says so, naming the file it looked for, and exits 1.
+ * Asks GET /api/status of the daemon found through serve.json, then GET
+ * /api/reservations for genai's share of the machine (budgets, reserves,
+ * what it may still plan) and the active reservations (docs/budgets.md).
+ * With no daemon it says so, naming the file it looked for, and exits 1.
  */
 #include "cli.h"
 
@@ -76,6 +78,65 @@ static void print_human(const daemon_info *d, json_t *st)
     }
 }
 
+static void print_place(const char *name, const json_t *p)
+{
+    char b[32], r[32], pr[32], u[32];
+    const json_t *budget = json_object_get(p, "budget_bytes");
+    printf(
+        "  %-8s budget %s, reserve %s", name,
+        json_is_integer(budget)
+            ? cli_fmt_bytes(b, sizeof(b), (unsigned long long)json_integer_value(budget))
+            : "none",
+        cli_fmt_bytes(r, sizeof(r),
+                      (unsigned long long)json_integer_value(json_object_get(p, "reserve_bytes"))));
+    json_int_t promised = json_integer_value(json_object_get(p, "promised_bytes"));
+    if (promised > 0)
+        printf(" + %s reserved", cli_fmt_bytes(pr, sizeof(pr), (unsigned long long)promised));
+    printf("; usable %s\n", cli_fmt_bytes(u, sizeof(u),
+                                          (unsigned long long)json_integer_value(
+                                              json_object_get(p, "usable_bytes"))));
+}
+
+/* The share and the active reservations of GET /api/reservations. */
+static void print_sharing(const json_t *rs)
+{
+    const json_t *share = json_object_get(rs, "share");
+    if (json_is_object(share)) {
+        printf("share:\n");
+        print_place("host", json_object_get(share, "host"));
+        size_t i;
+        json_t *g;
+        json_array_foreach(json_object_get(share, "gpus"), i, g)
+        {
+            char name[32];
+            snprintf(name, sizeof(name), "GPU %zu", i);
+            print_place(name, g);
+        }
+    }
+    printf("reservations: %lld active\n",
+           (long long)json_integer_value(json_object_get(rs, "active")));
+    size_t i;
+    json_t *r;
+    json_array_foreach(json_object_get(rs, "reservations"), i, r)
+    {
+        const char *st = str_or(json_object_get(r, "state"), "?");
+        if (strcmp(st, "pending") != 0 && strcmp(st, "confirmed") != 0)
+            continue;
+        char b[32];
+        const json_t *dev = json_object_get(r, "device");
+        char place[16];
+        if (json_is_integer(dev))
+            snprintf(place, sizeof(place), "GPU %lld", (long long)json_integer_value(dev));
+        else
+            snprintf(place, sizeof(place), "host");
+        printf("  #%lld %s of %s, %s: %s\n",
+               (long long)json_integer_value(json_object_get(r, "id")),
+               cli_fmt_bytes(b, sizeof(b),
+                             (unsigned long long)json_integer_value(json_object_get(r, "bytes"))),
+               place, st, str_or(json_object_get(r, "reason"), ""));
+    }
+}
+
 int cmd_status(int argc, char **argv)
 {
     int json = 0;
@@ -112,12 +173,31 @@ int cmd_status(int argc, char **argv)
         json_decref(reply);
         return CLI_FAIL;
     }
+    /* Sharing the machine: a daemon without reservations (older, or not
+     * running models) simply shows none. */
+    long rst = 0;
+    json_t *rs = NULL;
+    genai_error rerr;
+    genai_error_clear(&rerr);
+    if (daemon_request(&d, "GET", "/api/reservations", NULL, 30, &rst, &rs, &rerr) < 0 ||
+        rst != 200 || !json_is_object(rs)) {
+        json_decref(rs);
+        rs = NULL;
+    }
     if (json) {
         json_object_set_new(reply, "url", json_string(d.url));
         json_object_set_new(reply, "state_file", json_string(d.state_path));
+        if (rs != NULL) {
+            json_object_set(reply, "share", json_object_get(rs, "share"));
+            json_object_set(reply, "reservations", json_object_get(rs, "reservations"));
+        }
+        json_decref(rs);
         return cli_print_json(stdout, reply);
     }
     print_human(&d, reply);
+    if (rs != NULL)
+        print_sharing(rs);
+    json_decref(rs);
     json_decref(reply);
     return CLI_OK;
 }

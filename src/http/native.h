@@ -91,4 +91,13 @@ void http_h_api_image_get(http_request *req);
 /* DELETE /api/images/{id}: cancels a waiting or running job. */
 void http_h_api_image_cancel(http_request *req);
 
+/* Reservations (routes_reserve.c): POST /api/reservations {"device",
+ * "bytes","deadline_s","reason"?,"wait"?}: 202 (200 with wait when
+ * confirmed); GET /api/reservations: all, with genai's share of the
+ * machine; GET and DELETE /api/reservations/{id}: one, release. */
+void http_h_api_reservation_create(http_request *req);
+void http_h_api_reservations(http_request *req);
+void http_h_api_reservation_get(http_request *req);
+void http_h_api_reservation_delete(http_request *req);
+
 #endif

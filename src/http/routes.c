@@ -44,6 +44,10 @@ const http_route http_routes[] = {
     {"POST", "/api/images", HTTP_ROUTE_JSON, http_h_api_images_create},
     {"GET", "/api/images/", HTTP_ROUTE_PREFIX, http_h_api_image_get},
     {"DELETE", "/api/images/", HTTP_ROUTE_PREFIX, http_h_api_image_cancel},
+    {"POST", "/api/reservations", HTTP_ROUTE_JSON, http_h_api_reservation_create},
+    {"GET", "/api/reservations", 0, http_h_api_reservations},
+    {"GET", "/api/reservations/", HTTP_ROUTE_PREFIX, http_h_api_reservation_get},
+    {"DELETE", "/api/reservations/", HTTP_ROUTE_PREFIX, http_h_api_reservation_delete},
 };
 
 const size_t http_n_routes = sizeof(http_routes) / sizeof(http_routes[0]);

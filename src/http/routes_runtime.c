@@ -5,7 +5,9 @@
  * DELETE /api/images/{id}).
  *
  * Everything goes through the runtime service (api/service.h), on the loop
- * thread. Start and stop answer when the LLM is READY (or failed) and when
+ * thread. GET /api/llm/logs reads the LLM child's recent stdout and
+ * stderr lines from the supervisor's rings (llm_runtime_tail). Start and
+ * stop answer when the LLM is READY (or failed) and when
  * it is stopped with its memory reclaimed; a client that leaves first does
  * not cancel them. An image job created here runs whether or not anyone
  * polls it; its result is kept as long as the runner keeps finished jobs
@@ -15,6 +17,7 @@
 
 #include "api/service.h"
 #include "core/alloc.h"
+#include "core/sbuf.h"
 #include "llm/runtime.h"
 #include "plan/llm.h"
 
@@ -167,32 +170,106 @@ void http_h_api_llm(http_request *req)
         reply_status(req, s);
 }
 
+/* The line with every byte outside printable ASCII as '?'. */
+static json_t *ascii_line(const char *p, size_t n)
+{
+    char *copy = mem_alloc(n + 1);
+    if (copy == NULL)
+        return NULL;
+    for (size_t i = 0; i < n; i++)
+        copy[i] = (unsigned char)p[i] >= 0x20 && (unsigned char)p[i] < 0x7f ? p[i] : '?';
+    json_t *j = json_stringn(copy, n);
+    mem_free(copy);
+    return j;
+}
+
+/* Appends each line of text (LF-separated) to arr as a string. */
+static int append_lines(json_t *arr, const char *p)
+{
+    while (*p != '\0') {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
+        json_t *line = json_stringn(p, n);
+        if (line == NULL) /* not UTF-8 (a child prints what it likes) */
+            line = ascii_line(p, n);
+        if (line == NULL || json_array_append_new(arr, line) != 0)
+            return -ENOMEM;
+        p += n + (nl != NULL);
+    }
+    return 0;
+}
+
+/* The child's last lines of one stream as a JSON array; NULL without memory. */
+static json_t *tail_json(llm_runtime *rt, int stream, size_t max_lines)
+{
+    json_t *arr = json_array();
+    if (arr == NULL || rt == NULL)
+        return arr;
+    sbuf b = SBUF_INIT;
+    llm_runtime_tail(rt, stream, max_lines, &b);
+    int rc = append_lines(arr, sbuf_str(&b));
+    sbuf_free(&b);
+    if (rc < 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
+/* ?limit=N (1..1000, default 64): lines per stream. 0 after a 400 reply. */
+static int logs_limit(http_request *req, size_t *out)
+{
+    const char *v = http_req_query(req, "limit");
+    *out = 64;
+    if (v == NULL)
+        return 1;
+    char *end;
+    errno = 0;
+    unsigned long n = strtoul(v, &end, 10);
+    if (v[0] < '0' || v[0] > '9' || *end != '\0' || errno != 0 || n < 1 || n > 1000) {
+        http_reply_error(req, 400, "bad_request", "\"limit\" is a number from 1 to 1000", NULL);
+        return 0;
+    }
+    *out = n;
+    return 1;
+}
+
 void http_h_api_llm_logs(http_request *req)
 {
     svc *s;
-    if (need_svc(req, &s) < 0)
+    size_t limit;
+    if (need_svc(req, &s) < 0 || !logs_limit(req, &limit))
         return;
-    /* The runtime keeps the last stderr lines of a child that failed. */
+    /* The supervisor keeps a ring of the child's recent lines per stream
+     * (the current child, or the last one after it exited); the runtime
+     * keeps its last failure. No runtime: empty lists. */
     llm_runtime *rt = orch_llm_runtime(svc_orch(s));
     const genai_error *le = rt != NULL ? llm_runtime_error(rt) : NULL;
-    json_t *lines = json_array();
-    if (lines == NULL) {
-        http_reply_error(req, 500, "internal", "out of memory", NULL);
-        return;
-    }
+    json_t *failure = json_null();
     if (le != NULL && le->code != 0) {
-        const char *p = le->detail;
-        while (*p != '\0') {
-            const char *nl = strchr(p, '\n');
-            size_t n = nl != NULL ? (size_t)(nl - p) : strlen(p);
-            if (n > 0)
-                json_array_append_new(lines, json_stringn(p, n));
-            p += n + (nl != NULL);
+        json_t *fl = json_array();
+        if (fl == NULL || append_lines(fl, le->detail) < 0) {
+            json_decref(fl);
+            fl = NULL;
         }
+        failure = fl != NULL
+                      ? json_pack("{s:s, s:o}", "error", genai_err_name(le->code), "lines", fl)
+                      : NULL;
     }
-    json_t *body =
-        json_pack("{s:s?, s:o, s:s}", "model", orch_llm_model_id(svc_orch(s)), "lines", lines,
-                  "note", "the last failure of the LLM runtime, with the child's stderr lines");
+    json_t *out = tail_json(rt, 1, limit);
+    json_t *err = tail_json(rt, 2, limit);
+    json_t *body = NULL;
+    if (out != NULL && err != NULL && failure != NULL)
+        body = json_pack("{s:s?, s:s, s:I, s:O, s:o, s:o, s:o}", "model",
+                         orch_llm_model_id(svc_orch(s)), "state",
+                         orch_llm_state_name(orch_llm_status(svc_orch(s), NULL)), "pid",
+                         (json_int_t)orch_llm_pid(svc_orch(s)), "lines", err, "stdout", out,
+                         "stderr", err, "last_failure", failure);
+    else {
+        json_decref(out);
+        json_decref(err);
+        json_decref(failure);
+    }
     if (body == NULL)
         http_reply_error(req, 500, "internal", "out of memory", NULL);
     else

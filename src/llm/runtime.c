@@ -1174,6 +1174,12 @@ const genai_error *llm_runtime_error(const llm_runtime *rt)
     return &rt->error;
 }
 
+void llm_runtime_tail(const llm_runtime *rt, int stream, size_t max_lines, sbuf *out)
+{
+    if (rt->sup != NULL)
+        sup_tail(rt->sup, stream, max_lines, out);
+}
+
 const char *llm_runtime_model_key(const llm_runtime *rt)
 {
     return rt->model_key;

@@ -200,6 +200,10 @@ int llm_runtime_measured(const llm_runtime *rt, plan_demand *out);
 /* The last failure (code 0 when none): why the last start was refused or
  * why the runtime FAILED, with the child's stderr tail when it died. */
 const genai_error *llm_runtime_error(const llm_runtime *rt);
+/* Appends the child's last max_lines (0: all kept) lines of stream 1
+ * (stdout) or 2 (stderr), "\n"-separated, to out (caller-owned); nothing
+ * before the first start. The supervisor keeps 64 lines per stream. */
+void llm_runtime_tail(const llm_runtime *rt, int stream, size_t max_lines, sbuf *out);
 /* The learned-footprint key of the current plan: model identity and
  * configuration key ("" before the first plan). */
 const char *llm_runtime_model_key(const llm_runtime *rt);

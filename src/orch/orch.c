@@ -35,6 +35,7 @@
 
 #include "core/alloc.h"
 #include "core/log.h"
+#include "core/metrics.h"
 #include "orch/notify.h"
 #include "orch/reclaim.h"
 #include "plan/autoconf.h"
@@ -848,6 +849,13 @@ static void on_rt_event(void *arg, llm_runtime *rt, const llm_rt_event *ev)
     }
     case LLM_RT_CRASHED:
     case LLM_RT_RESTARTING:
+        if (ev->state == LLM_RT_RESTARTING) {
+            /* One per restart the supervisor schedules after a death. */
+            o->stats.llm_restarts++;
+            if (o->o.metrics != NULL)
+                metrics_counter_add(o->o.metrics, "genai_llm_restarts_total",
+                                    "Restarts of the LLM runtime after its process died", NULL, 1);
+        }
         if (o->llm == ORCH_LLM_READY) {
             o->llm = ORCH_LLM_LOADING;
             o->load_started_ms = now;

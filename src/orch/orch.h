@@ -127,6 +127,7 @@ typedef struct orch_stats {
     uint64_t last_load_ms;   /* llm_runtime_start -> READY of the last load */
     uint64_t last_image_ms;  /* run time of the last image job */
     uint64_t last_cycle_ms;  /* offload started -> LLM READY again */
+    uint64_t llm_restarts;   /* restarts of a crashed LLM (runtime RESTARTING) */
 } orch_stats;
 
 typedef struct orch_opts {

@@ -3,7 +3,7 @@
  * a context on a temporary GENAI_HOME, the system snapshot, the model
  * registry (list, show, remove), pulls from the store tests' scripted HTTP
  * server with progress, cancellation from the callback and from another
- * thread, the event callback, the calls that wait for the orchestrator, and
+ * thread, the event callback, the runtime calls' checks, and
  * many threads using one context at once (run it under TSan).
  */
 #include "cmocka_all.h"
@@ -194,22 +194,28 @@ static void test_system_and_registry(void **state)
     assert_int_equal(tu_fd_count(), fds);
 }
 
-static void test_orchestrator_calls_unavailable(void **state)
+/* The runtime calls' argument checks and answers for unknown models; the
+ * calls themselves are exercised with the doubles in test_api_run.c. */
+static void test_runtime_calls_checks(void **state)
 {
     (void)state;
     genai *g = new_ctx();
     genai_error e;
     char *s = (char *)"untouched";
     uint64_t job = 77;
-    assert_int_equal(genai_llm_start(g, "m", NULL, &e), GENAI_EUNAVAILABLE);
-    assert_non_null(strstr(e.detail, "orchestrator"));
-    assert_int_equal(genai_llm_stop(g, &e), GENAI_EUNAVAILABLE);
-    assert_int_equal(genai_llm_status(g, &s, &e), GENAI_EUNAVAILABLE);
-    assert_int_equal(genai_chat(g, "{}", &s, &e), GENAI_EUNAVAILABLE);
-    assert_int_equal(genai_chat_stream(g, "{}", NULL, NULL, &e), GENAI_EUNAVAILABLE);
-    assert_int_equal(genai_image_generate(g, "{}", NULL, NULL, &s, &e), GENAI_EUNAVAILABLE);
-    assert_int_equal(genai_image_submit(g, "{}", NULL, NULL, NULL, &job, &e), GENAI_EUNAVAILABLE);
-    assert_int_equal(genai_image_cancel(g, 1, &e), GENAI_EUNAVAILABLE);
+    assert_int_equal(genai_llm_start(g, "m", NULL, &e), GENAI_ENOT_FOUND);
+    assert_non_null(strstr(e.detail, "'m'"));
+    assert_int_equal(genai_llm_start(g, NULL, NULL, &e), GENAI_EBAD_ARG);
+    assert_int_equal(genai_llm_stop(g, &e), 0); /* nothing loaded */
+    assert_int_equal(genai_llm_status(g, NULL, &e), GENAI_EBAD_ARG);
+    assert_int_equal(genai_chat(g, "{}", &s, &e), GENAI_EBAD_ARG);
+    assert_int_equal(genai_chat_stream(g, "{}", NULL, NULL, &e), GENAI_EBAD_ARG);
+    assert_int_equal(genai_image_generate(g, "{}", NULL, NULL, &s, &e), GENAI_EBAD_ARG);
+    assert_int_equal(genai_image_generate(g, "{\"prompt\":\"x\"}", NULL, NULL, &s, &e),
+                     GENAI_ENOT_FOUND); /* no image model registered */
+    assert_int_equal(genai_image_submit(g, "[]", NULL, NULL, NULL, &job, &e), GENAI_EBAD_ARG);
+    assert_int_equal(genai_image_cancel(g, 1, &e), GENAI_ENOT_FOUND);
+    assert_int_equal(genai_image_poll(g, 1, &s, &e), GENAI_ENOT_FOUND);
     assert_string_equal(s, "untouched");
     assert_int_equal(job, 77);
     assert_int_equal(genai_chat(NULL, "{}", &s, &e), GENAI_EBAD_ARG);
@@ -425,7 +431,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_system_and_registry, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_orchestrator_calls_unavailable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_runtime_calls_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_and_cancel_all, setup, teardown),
     };

@@ -5,7 +5,8 @@
  * and image job routes, every request check with its status, a client that
  * disconnects mid-stream (the upstream is aborted: llama-server's only slot
  * is free again at once, not after the 2048 tokens the request would have
- * generated), and a daemon with no configuration and no models.
+ * generated), the LLM child's log lines and its restart after a SIGKILL
+ * (counted in /metrics), and a daemon with no configuration and no models.
  *
  * Every test talks to a real daemon over loopback; the group teardown stops
  * it with SIGTERM (exit 0) and checks that every llama-server it started is
@@ -534,6 +535,109 @@ static void test_llm_routes(void **state)
     tresp_free(&r);
 }
 
+/* Whether /metrics has the line exactly (a series and its value). */
+static int metrics_has(const char *line)
+{
+    tresp r;
+    assert_int_equal(call("GET", "/metrics", NULL, &r), 200);
+    const char *body = sbuf_str(&r.body);
+    size_t n = strlen(line);
+    int found = 0;
+    for (const char *p = strstr(body, line); p != NULL && !found; p = strstr(p + 1, line))
+        found = (p == body || p[-1] == '\n') && (p[n] == '\n' || p[n] == '\0');
+    tresp_free(&r);
+    return found;
+}
+
+/* The LLM's state and pid from GET /api/llm. */
+static pid_t llm_state(char *state, size_t n)
+{
+    tresp r;
+    assert_int_equal(call("GET", "/api/llm", NULL, &r), 200);
+    json_t *j = body_json(&r);
+    snprintf(state, n, "%s", json_string_value(json_object_get(j, "state")));
+    pid_t pid = (pid_t)json_integer_value(json_object_get(j, "pid"));
+    json_decref(j);
+    tresp_free(&r);
+    return pid;
+}
+
+static int array_has(json_t *arr, const char *needle)
+{
+    size_t i;
+    json_t *v;
+    json_array_foreach(arr, i, v)
+    {
+        if (json_is_string(v) && strstr(json_string_value(v), needle) != NULL)
+            return 1;
+    }
+    return 0;
+}
+
+/* GET /api/llm/logs has the child's own lines; a killed llama-server is
+ * restarted by the supervisor and counted in genai_llm_restarts_total. */
+static void test_restart_and_logs(void **state)
+{
+    (void)state;
+    tresp r;
+    assert_int_equal(call("POST", "/api/llm/start", "{\"model\":\"valid_tiny_llama\"}", &r), 200);
+    tresp_free(&r);
+    char st[32];
+    pid_t pid = llm_state(st, sizeof(st));
+    assert_string_equal(st, "ready");
+    assert_true(pid > 0);
+    g_llm_pids[g_n_llm_pids++] = pid;
+
+    assert_int_equal(call("GET", "/api/llm/logs?limit=1000", NULL, &r), 200);
+    json_t *j = body_json(&r);
+    assert_string_equal(json_string_value(json_object_get(j, "state")), "ready");
+    assert_int_equal(json_integer_value(json_object_get(j, "pid")), pid);
+    /* The double logs these on stderr while loading (contracts/llama-server.md). */
+    assert_true(array_has(json_object_get(j, "stderr"), "model loaded"));
+    assert_true(array_has(json_object_get(j, "stderr"), "listening on"));
+    assert_true(json_is_array(json_object_get(j, "stdout")));
+    assert_true(json_is_null(json_object_get(j, "last_failure")));
+    json_decref(j);
+    tresp_free(&r);
+    assert_int_equal(call("GET", "/api/llm/logs?limit=2", NULL, &r), 200);
+    j = body_json(&r);
+    assert_true(json_array_size(json_object_get(j, "stderr")) == 2);
+    json_decref(j);
+    tresp_free(&r);
+    call("GET", "/api/llm/logs?limit=0", NULL, &r);
+    expect_error(&r, 400, "bad_request");
+    tresp_free(&r);
+
+    assert_false(metrics_has("genai_llm_restarts_total 1"));
+    assert_int_equal(kill(pid, SIGKILL), 0);
+    /* The supervisor restarts it after its backoff (1 s) with a new pid. */
+    uint64_t end = t_now_ms() + 30000;
+    pid_t now = pid;
+    while (t_now_ms() < end) {
+        now = llm_state(st, sizeof(st));
+        if (now > 0 && now != pid && strcmp(st, "ready") == 0)
+            break;
+        nap(20);
+    }
+    assert_string_equal(st, "ready");
+    assert_true(now > 0 && now != pid);
+    g_llm_pids[g_n_llm_pids++] = now;
+    assert_true(metrics_has("genai_llm_restarts_total 1"));
+
+    /* The crash is the runtime's last failure; the new child's lines are there. */
+    assert_int_equal(call("GET", "/api/llm/logs", NULL, &r), 200);
+    j = body_json(&r);
+    assert_int_equal(json_integer_value(json_object_get(j, "pid")), now);
+    assert_true(json_is_object(json_object_get(j, "last_failure")));
+    assert_true(array_has(json_object_get(j, "stderr"), "listening on"));
+    json_decref(j);
+    tresp_free(&r);
+
+    /* A chat works on the restarted server. */
+    assert_int_equal(call("POST", "/v1/chat/completions", chat3, &r), 200);
+    tresp_free(&r);
+}
+
 /* A daemon with no configuration file and no models. */
 static void test_empty_daemon(void **state)
 {
@@ -582,6 +686,7 @@ int main(void)
         cmocka_unit_test(test_client_disconnect_aborts_upstream),
         cmocka_unit_test(test_images),
         cmocka_unit_test(test_llm_routes),
+        cmocka_unit_test(test_restart_and_logs),
         cmocka_unit_test(test_empty_daemon),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
