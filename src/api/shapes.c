@@ -8,7 +8,32 @@
  */
 #include "api/shapes.h"
 
+#include "store/dmodel.h"
+
 #include <errno.h>
+
+/* "detection", "settings" (effective: the family's built-in row with the
+ * registry override merged; null when the family is unknown) and
+ * "settings_override" (the registry's, or null) of a diffusion model, so
+ * apps can show the model's own defaults and ranges (docs/diffusion-models.md). */
+static int add_dm_json(json_t *o, const store_model *m)
+{
+    dm_detection d;
+    dm_settings st;
+    json_t *det = NULL, *set = NULL, *ovr = NULL;
+    if (store_dm_detection(m, &d, NULL) == 0) {
+        det = dm_detection_to_json(&d);
+        if (d.family != DM_FAMILY_UNKNOWN && store_dm_settings(m, &d, &st, NULL) == 0)
+            set = dm_settings_to_json(&st);
+    }
+    if (m->settings_json != NULL)
+        ovr = json_loads(m->settings_json, 0, NULL);
+    int bad = 0;
+    bad |= json_object_set_new(o, "detection", det != NULL ? det : json_null());
+    bad |= json_object_set_new(o, "settings", set != NULL ? set : json_null());
+    bad |= json_object_set_new(o, "settings_override", ovr != NULL ? ovr : json_null());
+    return bad;
+}
 
 json_t *api_model_json(const store_model *m)
 {
@@ -45,6 +70,8 @@ json_t *api_model_json(const store_model *m)
     bad |= json_object_set_new(o, "added_at", json_integer((json_int_t)m->added_at));
     bad |= json_object_set_new(o, "profile", profile != NULL ? profile : json_null());
     bad |= json_object_set_new(o, "files", files);
+    if (m->kind == STORE_KIND_DIFFUSION)
+        bad |= add_dm_json(o, m);
     if (bad) {
         json_decref(o);
         return NULL;

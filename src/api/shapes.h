@@ -1,8 +1,8 @@
 /*
  * shapes.h - the JSON shapes of genai's public objects (a registered model,
- * the model list), shared by the C library (include/genai.h) and the HTTP API
- * (src/http/routes_models.c) so that the two can never describe a model
- * differently. The shapes are documented in docs/api.md.
+ * the model list), shared by the C library (include/genai.h), the HTTP API
+ * (src/http/routes_models.c) and the CLI's --json output, so that they can
+ * never describe a model differently. The shapes are documented in docs/api.md.
  */
 #ifndef GENAI_API_SHAPES_H
 #define GENAI_API_SHAPES_H
@@ -14,7 +14,9 @@
 /*
  * The native shape of one model: {id, name, kind, size, sha256, source,
  * hf_repo, hf_revision, added_at, profile, files:[{role, path, sha256, size,
- * managed, url?}]}. A new reference the caller owns; NULL when out of memory.
+ * managed, url?}]}, and for a diffusion model also detection, settings (the
+ * effective generation settings) and settings_override. Used by the CLI's
+ * --json output too. A new reference the caller owns; NULL when out of memory.
  */
 json_t *api_model_json(const store_model *m);
 

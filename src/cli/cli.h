@@ -31,10 +31,7 @@ int cmd_settings(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_stop(int argc, char **argv);
 int cmd_logs(int argc, char **argv);
-/* JSON object describing a registered model (cmd_show.c); caller owns the
- * reference; NULL when out of memory. */
 struct store_model;
-json_t *cli_model_json(const struct store_model *m);
 /* Prints a diffusion model's detection and effective settings (cmd_show.c). */
 void cli_print_dm(FILE *out, const struct store_model *m);
 /* Prints one settings row (size, steps, cfg, guidance, sampler, ...). */

@@ -7,6 +7,7 @@
  * the flag that adds it (src/store/dmodel.h).
  */
 #include "cli.h"
+#include "api/shapes.h"
 
 #include "store/dmodel.h"
 #include "store/store.h"
@@ -104,7 +105,7 @@ int cmd_add(int argc, char **argv)
     }
     int status = CLI_OK;
     if (json) {
-        status = cli_print_json(stdout, cli_model_json(&m));
+        status = cli_print_json(stdout, api_model_json(&m));
     } else {
         char size[32];
         printf("added %s (%s, %zu file%s, in place)\n", m.id,

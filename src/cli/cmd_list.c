@@ -2,6 +2,7 @@
  * cmd_list.c - `genai list [--json]`: the registered models.
  */
 #include "cli.h"
+#include "api/shapes.h"
 
 #include "store/store.h"
 
@@ -37,7 +38,7 @@ int cmd_list(int argc, char **argv)
     if (json) {
         json_t *arr = json_array();
         for (size_t i = 0; arr != NULL && i < n; i++)
-            json_array_append_new(arr, cli_model_json(&v[i]));
+            json_array_append_new(arr, api_model_json(&v[i]));
         status = cli_print_json(stdout, arr);
     } else if (n == 0) {
         printf("No models yet. Try 'genai pull owner/repo:Q4_K_M'.\n");

@@ -9,6 +9,7 @@
  * pull resumes it. Exit status 130 after a cancel.
  */
 #include "cli.h"
+#include "api/shapes.h"
 #include "progress.h"
 
 #include "store/store.h"
@@ -155,7 +156,7 @@ int cmd_pull(int argc, char **argv)
         status = rc == GENAI_ECANCELLED ? 130 : CLI_FAIL;
     } else if (json) {
         json_t *ev = json_pack("{s:s, s:b, s:o}", "event", "done", "already_present", rc == 1,
-                               "model", cli_model_json(&m));
+                               "model", api_model_json(&m));
         if (ev == NULL || json_dumpf(ev, stdout, JSON_COMPACT | JSON_PRESERVE_ORDER) != 0)
             status = CLI_FAIL;
         fputc('\n', stdout);

@@ -4,6 +4,7 @@
  * `genai add` stay on disk.
  */
 #include "cli.h"
+#include "api/shapes.h"
 
 #include "store/store.h"
 
@@ -45,7 +46,7 @@ int cmd_rm(int argc, char **argv)
     }
     int status = CLI_OK;
     if (json) {
-        json_t *o = json_pack("{s:s, s:o}", "removed", m.id, "model", cli_model_json(&m));
+        json_t *o = json_pack("{s:s, s:o}", "removed", m.id, "model", api_model_json(&m));
         status = cli_print_json(stdout, o);
     } else {
         size_t kept = 0;

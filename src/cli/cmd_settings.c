@@ -18,6 +18,7 @@
  * guidance.max, sampler, scheduler, negative_prompt (true/false), policy.
  */
 #include "cli.h"
+#include "api/shapes.h"
 
 #include "core/alloc.h"
 #include "image/request.h"
@@ -185,7 +186,7 @@ static int apply_edit(json_t *ovr, const char *edit)
 static int print_result(const store_model *m, int json)
 {
     if (json) {
-        json_t *o = cli_model_json(m);
+        json_t *o = api_model_json(m);
         json_t *out = o != NULL ? json_pack("{s:s, s:O, s:O, s:O}", "id", m->id, "settings",
                                             json_object_get(o, "settings"), "settings_override",
                                             json_object_get(o, "settings_override"), "detection",

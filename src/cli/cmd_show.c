@@ -3,36 +3,17 @@
  * where they came from; for a diffusion model also its family detection
  * (family, variant, confidence, evidence) and its effective generation
  * settings (the built-in row merged with the registry's override). Also home
- * of cli_model_json(), the JSON shape of a model shared by pull, list, show,
- * rm, add and settings, and of cli_print_dm().
+ * of cli_print_dm(). The --json shape is api_model_json() (src/api/shapes.h),
+ * the same the library and the HTTP API give.
  */
 #include "cli.h"
 
+#include "api/shapes.h"
 #include "store/dmodel.h"
 #include "store/store.h"
 
 #include <string.h>
 #include <time.h>
-
-/* "detection", "settings" (effective; null when the family is unknown) and
- * "settings_override" (the registry's, or null) of a diffusion model. */
-static void add_dm_json(json_t *o, const store_model *m)
-{
-    dm_detection d;
-    dm_settings st;
-    genai_error e;
-    json_t *det = NULL, *set = NULL, *ovr = NULL;
-    if (store_dm_detection(m, &d, &e) == 0) {
-        det = dm_detection_to_json(&d);
-        if (d.family != DM_FAMILY_UNKNOWN && store_dm_settings(m, &d, &st, &e) == 0)
-            set = dm_settings_to_json(&st);
-    }
-    if (m->settings_json != NULL)
-        ovr = json_loads(m->settings_json, 0, NULL);
-    json_object_set_new(o, "detection", det != NULL ? det : json_null());
-    json_object_set_new(o, "settings", set != NULL ? set : json_null());
-    json_object_set_new(o, "settings_override", ovr != NULL ? ovr : json_null());
-}
 
 static void print_range_u(FILE *out, const char *what, uint32_t def, uint32_t lo, uint32_t hi)
 {
@@ -92,44 +73,6 @@ void cli_print_dm(FILE *out, const struct store_model *m)
         fprintf(out, "override:  %s\n", m->settings_json);
 }
 
-json_t *cli_model_json(const struct store_model *m)
-{
-    json_t *files = json_array();
-    json_t *o = json_object();
-    if (files == NULL || o == NULL) {
-        json_decref(files);
-        json_decref(o);
-        return NULL;
-    }
-    for (size_t i = 0; i < m->n_files; i++) {
-        const store_file *f = &m->files[i];
-        json_t *jf =
-            json_pack("{s:s, s:s, s:s, s:I, s:b}", "role", f->role, "path", f->path, "sha256",
-                      f->sha256, "size", (json_int_t)f->size, "managed", f->managed);
-        if (jf != NULL && f->url != NULL)
-            json_object_set_new(jf, "url", json_string(f->url));
-        json_array_append_new(files, jf);
-    }
-    json_object_set_new(o, "id", json_string(m->id));
-    json_object_set_new(o, "name", json_string(m->name));
-    json_object_set_new(o, "kind", json_string(store_kind_name(m->kind)));
-    json_object_set_new(o, "size", json_integer((json_int_t)m->size));
-    json_object_set_new(o, "sha256", json_string(m->sha256));
-    json_object_set_new(o, "source", m->source_url ? json_string(m->source_url) : json_null());
-    json_object_set_new(o, "hf_repo", m->hf_repo ? json_string(m->hf_repo) : json_null());
-    json_object_set_new(o, "hf_revision",
-                        m->hf_revision ? json_string(m->hf_revision) : json_null());
-    json_object_set_new(o, "added_at", json_integer((json_int_t)m->added_at));
-    json_t *profile = NULL;
-    if (m->profile_json != NULL)
-        profile = json_loads(m->profile_json, 0, NULL);
-    json_object_set_new(o, "profile", profile != NULL ? profile : json_null());
-    json_object_set_new(o, "files", files);
-    if (m->kind == STORE_KIND_DIFFUSION)
-        add_dm_json(o, m);
-    return o;
-}
-
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: genai show ID [--json]\n\n"
@@ -172,7 +115,7 @@ int cmd_show(int argc, char **argv)
     }
     int status = CLI_OK;
     if (json) {
-        status = cli_print_json(stdout, cli_model_json(&m));
+        status = cli_print_json(stdout, api_model_json(&m));
     } else {
         char size[32], when[64];
         time_t t = (time_t)m.added_at;

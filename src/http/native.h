@@ -82,7 +82,8 @@ void http_h_api_llm_start(http_request *req);
 void http_h_api_llm_stop(http_request *req);
 /* GET /api/llm: state, model, plan (never the endpoint). */
 void http_h_api_llm(http_request *req);
-/* GET /api/llm/logs: the runtime's last failure with the child's lines. */
+/* GET /api/llm/logs[?limit=N]: the LLM child's recent stdout and stderr lines (a ring per
+ * stream) and its last failure. */
 void http_h_api_llm_logs(http_request *req);
 /* POST /api/images (the body of /v1/images/generations): 202 and the job. */
 void http_h_api_images_create(http_request *req);
