@@ -3,21 +3,25 @@
  * against fake-llama-server (docs/llama-server-double.md) in the same run.
  *
  * Two doubles run side by side from the same binary with the same flags
- * and the same per-token delay: one started and
- * supervised by `genai serve` (fake GPU, the model registered in a
- * temporary GENAI_HOME), one started here on a free port. The same libcurl
- * client talks to both:
+ * and the same per-token delay: one started and supervised by `genai
+ * serve` (fake GPU, the model registered in a temporary GENAI_HOME), one
+ * started here on a free port. The same libcurl client talks to both.
  *
- *   latency: a streamed chat of N tokens; every SSE event is stamped when
- *            curl hands its bytes over; event k's time since the request
- *            was sent, through genai minus direct (same k, rounds
- *            alternated), is what genai added to that event. This includes
- *            the request's one-time cost (the gate, the upstream
- *            connection), so it is an upper bound on the per-event cost;
- *            the first event's difference is printed apart.
+ *   latency: streamed chats of N tokens, alternating between the paths.
+ *            Both doubles run with FAKE_LLAMA_TOKEN_TIMES, so each appends
+ *            the CLOCK_MONOTONIC instant it handed every SSE event to its
+ *            socket; the client stamps each event (same clock, same
+ *            machine) when curl hands its bytes over, and finds the
+ *            double's lines by the chunks' "id". One event's latency is
+ *            client receive time - double send time: the proxy's cost per
+ *            event, free of the request's one-time cost and of the
+ *            double's token-timing drift. Reported per path as median and
+ *            p99 for events k >= 1, and apart for the request: the time
+ *            from sending it until the double has read it, and until the
+ *            first event arrives.
  *   throughput: C threads send non-streamed chats of one token for D
  *            seconds, each on its own keep-alive connection; requests per
- *            second through genai over direct.
+ *            second through genai over direct (skipped when D is 0).
  *
  * The direct double is started with the argv genai gave its own (read
  * from /proc/<pid>/cmdline once genai loaded it), with another port and
@@ -26,11 +30,6 @@
  * Usage: bench_http_proxy [tokens per stream] [rounds] [token ms]
  *                         [concurrency] [seconds per throughput run]
  * Defaults 8 100 1 4 3. Prints medians, p99 and the ratios.
- *
- * Short streams, many of them: event k of two separate streams is compared,
- * so the double's own timing drift (its per-token sleep overshoots by a
- * varying 0.1-0.2 ms on a busy machine) adds up along a long stream and
- * would be counted as genai's; over 8 tokens it stays within tens of us.
  */
 #include "bench_util.h"
 #include "testutil/testutil.h"
@@ -44,10 +43,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #define MAX_EVENTS 4096
+#define HEAD_MAX 1024 /* the first bytes of a stream, where the chunk id is */
 
 static char g_home[] = "/tmp/genai-bench-proxy-XXXXXX";
 
@@ -138,28 +139,102 @@ static int clone_argv(long pid, const char *port, char *buf, size_t cap, const c
 /* ---- the client ------------------------------------------------------------------ */
 
 typedef struct stream_rec {
-    int64_t t0;
-    int64_t at[MAX_EVENTS]; /* ns since t0 */
+    int64_t t0;             /* CLOCK_MONOTONIC ns, just before the request */
+    int64_t at[MAX_EVENTS]; /* CLOCK_MONOTONIC ns at which event k arrived */
     int n;
-    char partial[8]; /* the tail of the last piece, to find "data: " across pieces */
-    size_t plen;
+    char prev; /* the last byte of the previous piece, to find "\n\n" across pieces */
+    char head[HEAD_MAX + 1];
+    size_t head_len;
 } stream_rec;
 
 static size_t on_stream(char *p, size_t size, size_t nmemb, void *ud)
 {
     stream_rec *r = ud;
     size_t n = size * nmemb;
-    int64_t now = bench_now_ns() - r->t0;
+    int64_t now = bench_now_ns();
     /* Count "\n\n" event ends (the double sends LF only). */
-    char prev = r->plen > 0 ? r->partial[r->plen - 1] : 0;
+    char prev = r->prev;
     for (size_t i = 0; i < n; i++) {
         if (p[i] == '\n' && prev == '\n' && r->n < MAX_EVENTS)
             r->at[r->n++] = now;
         prev = p[i];
     }
-    r->partial[0] = prev;
-    r->plen = 1;
+    r->prev = prev;
+    size_t room = HEAD_MAX - r->head_len;
+    size_t take = n < room ? n : room;
+    memcpy(r->head + r->head_len, p, take);
+    r->head_len += take;
+    r->head[r->head_len] = '\0';
     return n;
+}
+
+/* The chunk id ("id":"chatcmpl-...") of a recorded stream into id; 0 or -1. */
+static int stream_id(const stream_rec *r, char *id, size_t cap)
+{
+    const char *s = strstr(r->head, "\"id\":\"");
+    if (s == NULL)
+        return -1;
+    s += 6;
+    const char *e = strchr(s, '"');
+    if (e == NULL || (size_t)(e - s) >= cap)
+        return -1;
+    memcpy(id, s, (size_t)(e - s));
+    id[e - s] = '\0';
+    return 0;
+}
+
+/* ---- the doubles' send times (FAKE_LLAMA_TOKEN_TIMES) ---------------------------- */
+
+static char g_times[256];
+static long g_times_off; /* lines before this offset belong to earlier streams */
+
+typedef struct sent_rec {
+    int64_t req;                 /* the double read the request */
+    int64_t sent[MAX_EVENTS];    /* it handed event k to its socket */
+    int64_t written[MAX_EVENTS]; /* it was back for more: event k was written */
+    int n;
+} sent_rec;
+
+/* Reads the double's lines for stream id into s, waiting (at most 5 s) until
+ * they are there: the double appends them when it frees the stream, which
+ * may be just after the client saw the end. 0 or -1. */
+static int sent_times(const char *id, int want, sent_rec *s)
+{
+    size_t idlen = strlen(id);
+    int64_t deadline = bench_now_ns() + 5000000000LL;
+    for (;;) {
+        FILE *f = fopen(g_times, "re");
+        s->n = 0;
+        s->req = 0;
+        if (f != NULL && fseek(f, g_times_off, SEEK_SET) == 0) {
+            char line[256];
+            while (fgets(line, sizeof(line), f) != NULL) {
+                if (strncmp(line, id, idlen) != 0 || line[idlen] != ' ')
+                    continue;
+                char *p = line + idlen + 1, *end;
+                if (strncmp(p, "req ", 4) == 0) {
+                    s->req = strtoll(p + 4, NULL, 10);
+                    continue;
+                }
+                long k = strtol(p, &end, 10);
+                if (k != s->n || k >= MAX_EVENTS)
+                    continue;
+                s->sent[k] = strtoll(end, &end, 10);
+                s->written[k] = strtoll(end, NULL, 10);
+                s->n++;
+            }
+        }
+        if (f != NULL)
+            fclose(f);
+        if (s->req != 0 && s->n >= want)
+            return 0;
+        if (bench_now_ns() > deadline) {
+            fprintf(stderr, "no send times for %s in %s (%d of %d events)\n", id, g_times, s->n,
+                    want);
+            return -1;
+        }
+        usleep(1000);
+    }
 }
 
 static size_t on_discard(char *p, size_t size, size_t nmemb, void *ud)
@@ -188,27 +263,48 @@ static CURL *client(int port, const char *key, const char *body, struct curl_sli
     return c;
 }
 
-/* One streamed chat; the event times into r. 0 or -1. */
-static int stream_once(int port, int tokens, stream_rec *r)
-{
+/* A client connection kept alive across streams, as an app's SDK keeps
+ * it: a new one per stream would make the direct path pay a TCP connect
+ * and the double's new connection thread every time, which genai's pooled
+ * upstream connection does not. */
+typedef struct conn {
+    int port;
+    CURL *c;
+    struct curl_slist *h;
     char body[256];
-    snprintf(body, sizeof(body),
+    long connects; /* new connections curl made */
+} conn;
+
+static void conn_close(conn *k)
+{
+    curl_easy_cleanup(k->c);
+    curl_slist_free_all(k->h);
+    k->c = NULL;
+    k->h = NULL;
+}
+
+/* One streamed chat on k; the event times into r. 0 or -1. */
+static int stream_once(conn *k, int tokens, stream_rec *r)
+{
+    snprintf(k->body, sizeof(k->body),
              "{\"model\":\"valid_tiny_llama\",\"stream\":true,\"max_tokens\":%d,"
              "\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
              tokens);
-    struct curl_slist *h;
-    CURL *c = client(port, NULL, body, &h);
+    if (k->c == NULL) {
+        k->c = client(k->port, NULL, k->body, &k->h);
+        curl_easy_setopt(k->c, CURLOPT_WRITEFUNCTION, on_stream);
+    }
+    curl_easy_setopt(k->c, CURLOPT_POSTFIELDS, k->body);
+    curl_easy_setopt(k->c, CURLOPT_WRITEDATA, r);
     memset(r, 0, sizeof(*r));
-    curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_stream);
-    curl_easy_setopt(c, CURLOPT_WRITEDATA, r);
     r->t0 = bench_now_ns();
-    CURLcode rc = curl_easy_perform(c);
-    long status = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
-    curl_easy_cleanup(c);
-    curl_slist_free_all(h);
+    CURLcode rc = curl_easy_perform(k->c);
+    long status = 0, connects = 0;
+    curl_easy_getinfo(k->c, CURLINFO_RESPONSE_CODE, &status);
+    curl_easy_getinfo(k->c, CURLINFO_NUM_CONNECTS, &connects);
+    k->connects += connects;
     if (rc != CURLE_OK || status != 200) {
-        fprintf(stderr, "stream to port %d: curl %d, status %ld\n", port, (int)rc, status);
+        fprintf(stderr, "stream to port %d: curl %d, status %ld\n", k->port, (int)rc, status);
         return -1;
     }
     return 0;
@@ -272,6 +368,68 @@ static int arg_int(const char *t)
     return errno == 0 && *end == '\0' && end != t && v >= 0 && v < 1000000 ? (int)v : -1;
 }
 
+/* What one path's streams measured, in us. */
+typedef struct path_stats {
+    double *event;   /* receive - send, events k >= 1 */
+    double *first;   /* the same for event 0 */
+    double *req;     /* the double read the request - the client sent it */
+    double *ttfe;    /* the first event arrived - the client sent the request */
+    double *written; /* the double's own write: written-by - handed, all events */
+    int n_event, n_first, n_written;
+} path_stats;
+
+static int stats_init(path_stats *ps, int rounds, int tokens)
+{
+    size_t per = (size_t)rounds * (size_t)(tokens + 8);
+    memset(ps, 0, sizeof(*ps));
+    ps->event = calloc(per, sizeof(double));
+    ps->written = calloc(per, sizeof(double));
+    ps->first = calloc((size_t)rounds, sizeof(double));
+    ps->req = calloc((size_t)rounds, sizeof(double));
+    ps->ttfe = calloc((size_t)rounds, sizeof(double));
+    return ps->event && ps->written && ps->first && ps->req && ps->ttfe ? 0 : -1;
+}
+
+static void stats_free(path_stats *ps)
+{
+    free(ps->event);
+    free(ps->written);
+    free(ps->first);
+    free(ps->req);
+    free(ps->ttfe);
+}
+
+/* One streamed chat on port, its events matched with the double's send
+ * times into ps. 0 or -1. */
+static int measure_stream(conn *k, int tokens, stream_rec *r, sent_rec *s, path_stats *ps)
+{
+    char id[128];
+    if (stream_once(k, tokens, r) < 0)
+        return -1;
+    if (stream_id(r, id, sizeof(id)) < 0) {
+        fprintf(stderr, "no chunk id in the stream from port %d\n", k->port);
+        return -1;
+    }
+    if (sent_times(id, r->n, s) < 0)
+        return -1;
+    int n = r->n < s->n ? r->n : s->n;
+    if (n > tokens + 8)
+        n = tokens + 8; /* role, tokens, finish, [DONE]: never more */
+    if (n < 2) {
+        fprintf(stderr, "stream %s: %d events\n", id, n);
+        return -1;
+    }
+    ps->req[ps->n_first] = (double)(s->req - r->t0) / 1000.0;
+    ps->ttfe[ps->n_first] = (double)(r->at[0] - r->t0) / 1000.0;
+    ps->first[ps->n_first++] = (double)(r->at[0] - s->sent[0]) / 1000.0;
+    for (int i = 0; i < n; i++) {
+        ps->written[ps->n_written++] = (double)(s->written[i] - s->sent[i]) / 1000.0;
+        if (i >= 1)
+            ps->event[ps->n_event++] = (double)(r->at[i] - s->sent[i]) / 1000.0;
+    }
+    return 0;
+}
+
 static double pct(double *v, int n, double p)
 {
     qsort(v, (size_t)n, sizeof(*v), bench_cmp_double);
@@ -286,10 +444,10 @@ int main(int argc, char **argv)
     const char *token_ms = argc > 3 ? argv[3] : "1";
     int conc = argc > 4 ? arg_int(argv[4]) : 4;
     int secs = argc > 5 ? arg_int(argv[5]) : 3;
-    if (tokens < 2 || tokens >= MAX_EVENTS - 8 || rounds < 1 || conc < 1 || conc > 64 || secs < 1) {
+    if (tokens < 2 || tokens >= MAX_EVENTS - 8 || rounds < 1 || conc < 1 || conc > 64 || secs < 0) {
         fprintf(stderr,
                 "usage: %s [tokens 2..4000] [rounds] [token ms] [concurrency 1..64] "
-                "[seconds]\n",
+                "[seconds, 0: no throughput run]\n",
                 argv[0]);
         return 2;
     }
@@ -312,6 +470,8 @@ int main(int argc, char **argv)
     setenv("GENAI_LLAMA_SERVER", FAKE_LLAMA_BIN, 1);
     setenv("FAKE_LLAMA_TOKEN_MS", token_ms, 1);
     setenv("FAKE_LLAMA_MEM_SCALE", "0", 1);
+    snprintf(g_times, sizeof(g_times), "%s/token-times.txt", g_home);
+    setenv("FAKE_LLAMA_TOKEN_TIMES", g_times, 1);
 
     const char *add[] = {GENAI_BIN, "add", model, NULL};
     if (run_wait(add) < 0) {
@@ -324,15 +484,18 @@ int main(int argc, char **argv)
     int rc = 1;
     pid_t dp = -1;
     stream_rec *rg = calloc(1, sizeof(*rg)), *rd = calloc(1, sizeof(*rd));
-    double *added = calloc((size_t)rounds * (size_t)(tokens + 8), sizeof(double));
-    double *first = calloc((size_t)rounds + 1, sizeof(double));
-    if (sp < 0 || gport <= 0 || rg == NULL || rd == NULL || added == NULL || first == NULL) {
+    sent_rec *st = calloc(1, sizeof(*st));
+    path_stats pg, pd;
+    conn cg = {0}, cd = {0};
+    int ok_g = stats_init(&pg, rounds, tokens), ok_d = stats_init(&pd, rounds, tokens);
+    if (sp < 0 || gport <= 0 || rg == NULL || rd == NULL || st == NULL || ok_g < 0 || ok_d < 0) {
         fprintf(stderr, "could not start genai serve\n");
         goto out;
     }
     /* Load the LLM behind genai, then start the direct double with the very
      * argv genai gave its own (another port, no key). */
-    if (stream_once(gport, 4, rg) < 0)
+    cg.port = gport;
+    if (stream_once(&cg, 4, rg) < 0)
         goto out;
     char dport_s[16], args[8192];
     const char *dargv[128];
@@ -348,32 +511,53 @@ int main(int argc, char **argv)
     if (dp < 0)
         goto out;
     bench_wait_health(dport);
-    if (stream_once(dport, 4, rd) < 0)
+    cd.port = dport;
+    if (stream_once(&cd, 4, rd) < 0)
         goto out;
 
-    int n_added = 0;
     for (int r = 0; r < rounds; r++) {
-        if (stream_once(gport, tokens, rg) < 0 || stream_once(dport, tokens, rd) < 0)
+        /* Alternate which path goes first, so neither always follows the other. */
+        int gfirst = r % 2 == 0;
+        if (measure_stream(gfirst ? &cg : &cd, tokens, gfirst ? rg : rd, st, gfirst ? &pg : &pd) <
+                0 ||
+            measure_stream(gfirst ? &cd : &cg, tokens, gfirst ? rd : rg, st, gfirst ? &pd : &pg) <
+                0)
             goto out;
-        int n = rg->n < rd->n ? rg->n : rd->n;
-        if (n > tokens + 8)
-            n = tokens + 8; /* role, tokens, finish, [DONE]: never more */
-        first[r] = (double)(rg->at[0] - rd->at[0]) / 1000.0;
-        for (int k = 1; k < n; k++)
-            added[n_added++] = (double)(rg->at[k] - rd->at[k]) / 1000.0;
+        struct stat sb;
+        if (stat(g_times, &sb) == 0)
+            g_times_off = (long)sb.st_size;
     }
-    double first_med = bench_median(first, rounds);
-    double med = pct(added, n_added, 0.5);
-    double p99 = pct(added, n_added, 0.99);
-    printf("latency: %d streams x %d tokens at %s ms per token, %d events compared\n", rounds,
-           tokens, token_ms, n_added);
-    printf("  first event: genai - direct median %.1f us (includes the request's one-time "
-           "cost)\n",
-           first_med);
-    printf("  event k >= 1: genai - direct median %.1f us, p99 %.1f us per event "
-           "(upper bound: includes the one-time cost)\n",
-           med, p99);
-    printf("  target < 200 us median: %s\n", med < 200.0 ? "met" : "MISSED");
+    printf("latency: %d streams x %d tokens at %s ms per token per path, %d + %d events, "
+           "keep-alive (connections opened: direct %ld, genai %ld)\n",
+           rounds, tokens, token_ms, pd.n_event, pg.n_event, cd.connects, cg.connects);
+    printf("  per event k >= 1, client receive - double send (us):\n");
+    double dm = pct(pd.event, pd.n_event, 0.5), dp99 = pct(pd.event, pd.n_event, 0.99);
+    double gm = pct(pg.event, pg.n_event, 0.5), gp99 = pct(pg.event, pg.n_event, 0.99);
+    printf("    direct  median %7.1f  p99 %7.1f\n", dm, dp99);
+    printf("    genai   median %7.1f  p99 %7.1f\n", gm, gp99);
+    printf("    added   median %+7.1f  p99 %+7.1f  (ratio %.2fx median)\n", gm - dm, gp99 - dp99,
+           gm / dm);
+    printf("  first event (k = 0), client receive - double send (us):\n");
+    printf("    direct  median %7.1f  p99 %7.1f\n", pct(pd.first, pd.n_first, 0.5),
+           pct(pd.first, pd.n_first, 0.99));
+    printf("    genai   median %7.1f  p99 %7.1f\n", pct(pg.first, pg.n_first, 0.5),
+           pct(pg.first, pg.n_first, 0.99));
+    double dreq = pct(pd.req, pd.n_first, 0.5), greq = pct(pg.req, pg.n_first, 0.5);
+    double dtt = pct(pd.ttfe, pd.n_first, 0.5), gtt = pct(pg.ttfe, pg.n_first, 0.5);
+    printf("  request (us): client sent -> double read it: direct median %.1f, genai median "
+           "%.1f (added %+.1f)\n",
+           dreq, greq, greq - dreq);
+    printf("                client sent -> first event:    direct median %.1f, genai median "
+           "%.1f (added %+.1f)\n",
+           dtt, gtt, gtt - dtt);
+    printf("  the double's own write (handed -> written by, us): direct median %.1f, genai "
+           "median %.1f\n",
+           pct(pd.written, pd.n_written, 0.5), pct(pg.written, pg.n_written, 0.5));
+    printf("  target < 200 us median added per event: %s\n", gm - dm < 200.0 ? "met" : "MISSED");
+    if (secs == 0) {
+        rc = 0;
+        goto out;
+    }
 
     long fg = 0, fd = 0;
     double tg = throughput(gport, conc, secs, &fg);
@@ -388,8 +572,11 @@ int main(int argc, char **argv)
 out:
     free(rg);
     free(rd);
-    free(added);
-    free(first);
+    free(st);
+    conn_close(&cg);
+    conn_close(&cd);
+    stats_free(&pg);
+    stats_free(&pd);
     if (dp > 0) {
         kill(dp, SIGTERM);
         waitpid(dp, NULL, 0);

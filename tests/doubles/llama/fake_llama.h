@@ -72,6 +72,7 @@ typedef struct fl_config {
     double mem_scale;
     const char *port_file;
     const char *ready_file;  /* FAKE_LLAMA_READY_FILE */
+    const char *token_times; /* FAKE_LLAMA_TOKEN_TIMES */
     const char *props_alias; /* FAKE_LLAMA_PROPS_ALIAS */
     const char *fake_gpu;    /* GENAI_FAKE_GPU */
 } fl_config;

@@ -13,6 +13,13 @@
  * i and "=" for even i; a prompt costs one token per 4 bytes of its ChatML
  * rendering (rounded up). A request holds one of the n_slots slots while it
  * generates; extra requests wait for a free slot.
+ *
+ * FAKE_LLAMA_TOKEN_TIMES=FILE records when each stream event leaves: the
+ * reader stamps CLOCK_MONOTONIC as it hands an event's last byte to MHD
+ * (which writes it next) and again when MHD comes back for more (the event
+ * has been written by then). The stamps are kept in memory and appended to
+ * FILE in one write when the stream is freed, so the bytes sent and their
+ * timing do not change.
  */
 #include "fake_llama.h"
 
@@ -21,6 +28,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <jansson.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -60,6 +68,11 @@ struct gen {
     sbuf content;
     sbuf pending; /* stream bytes not yet handed to MHD */
     size_t pending_off;
+    /* FAKE_LLAMA_TOKEN_TIMES: per event {handed, written by} in ns */
+    int64_t req_ns;
+    int64_t (*times)[2];
+    size_t n_times, cap_times;
+    int unwritten; /* the last event was handed over, no "written by" yet */
 };
 
 struct req {
@@ -72,6 +85,13 @@ static double ms_since(const struct timespec *t)
     struct timespec now;
     clock_gettime(CLOCK_MONOTONIC, &now);
     return (double)(now.tv_sec - t->tv_sec) * 1e3 + (double)(now.tv_nsec - t->tv_nsec) / 1e6;
+}
+
+static int64_t now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
 }
 
 static void sleep_ms(long ms)
@@ -370,10 +390,53 @@ static int stream_step(struct gen *g)
     }
 }
 
+/* Appends g's event times to FAKE_LLAMA_TOKEN_TIMES in one write: a line
+ * "<id> req <ns>" (the request was read), then "<id> <k> <handed ns>
+ * <written-by ns>" per event k (0 is the first "data:" event). */
+static void times_flush(const struct gen *g)
+{
+    if (fl_cfg.token_times == NULL || !g->stream || g->n_times == 0)
+        return;
+    sbuf out = SBUF_INIT;
+    sbuf_printf(&out, "%s req %lld\n", g->id, (long long)g->req_ns);
+    for (size_t k = 0; k < g->n_times; k++)
+        sbuf_printf(&out, "%s %zu %lld %lld\n", g->id, k, (long long)g->times[k][0],
+                    (long long)g->times[k][1]);
+    int fd = sbuf_error(&out)
+                 ? -1
+                 : open(fl_cfg.token_times, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    if (fd >= 0) {
+        if (write(fd, out.data, out.len) != (ssize_t)out.len)
+            fl_log(1, 'E', "fake: writing %s: short write", fl_cfg.token_times);
+        close(fd);
+    }
+    sbuf_free(&out);
+}
+
+/* Stamps event g->n_times as handed over now (FAKE_LLAMA_TOKEN_TIMES). */
+static void times_handed(struct gen *g)
+{
+    if (g->n_times == g->cap_times) {
+        size_t cap = g->cap_times ? 2 * g->cap_times : 64;
+        void *t = mem_reallocarray(g->times, cap, sizeof(*g->times));
+        if (t == NULL)
+            return; /* stop recording; the stream goes on unchanged */
+        g->times = t;
+        g->cap_times = cap;
+    }
+    int64_t now = now_ns();
+    g->times[g->n_times][0] = now;
+    g->times[g->n_times][1] = now;
+    g->n_times++;
+    g->unwritten = 1;
+}
+
 static void gen_free(struct gen *g)
 {
     if (g == NULL)
         return;
+    times_flush(g);
+    mem_free(g->times);
     if (g->slot >= 0)
         slot_release(g->slot);
     mem_free(g->model);
@@ -386,6 +449,11 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     struct gen *g = cls;
+    if (g->unwritten) {
+        /* MHD asks for more only once the last piece is on the socket. */
+        g->times[g->n_times - 1][1] = now_ns();
+        g->unwritten = 0;
+    }
     while (g->pending_off >= g->pending.len) {
         sbuf_reset(&g->pending);
         g->pending_off = 0;
@@ -400,6 +468,9 @@ static ssize_t stream_reader(void *cls, uint64_t pos, char *buf, size_t max)
         n = max;
     memcpy(buf, g->pending.data + g->pending_off, n);
     g->pending_off += n;
+    /* One event per stream_step: its last byte leaves with this piece. */
+    if (fl_cfg.token_times != NULL && g->pending_off == g->pending.len)
+        times_handed(g);
     return (ssize_t)n;
 }
 
@@ -467,6 +538,7 @@ static long count_prompt(json_t *body, enum gen_kind kind, const char **why)
 
 static enum MHD_Result generate(struct MHD_Connection *c, struct req *rq, enum gen_kind kind)
 {
+    int64_t req_ns = now_ns();
     json_error_t je;
     json_t *body = json_loadb(sbuf_str(&rq->body), rq->body.len, 0, &je);
     if (body == NULL || !json_is_object(body)) {
@@ -502,6 +574,7 @@ static enum MHD_Result generate(struct MHD_Connection *c, struct req *rq, enum g
         return MHD_NO;
     }
     g->kind = kind;
+    g->req_ns = req_ns;
     g->slot = -1;
     g->n_prompt = n_prompt;
     json_t *mt = json_object_get(body, "max_tokens");

@@ -625,6 +625,7 @@ static void load_switches(void)
     }
     fl_cfg.port_file = getenv("FAKE_LLAMA_PORT_FILE");
     fl_cfg.ready_file = getenv("FAKE_LLAMA_READY_FILE");
+    fl_cfg.token_times = getenv("FAKE_LLAMA_TOKEN_TIMES");
     fl_cfg.props_alias = getenv("FAKE_LLAMA_PROPS_ALIAS");
     fl_cfg.fake_gpu = getenv("GENAI_FAKE_GPU");
 }
