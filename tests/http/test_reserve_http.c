@@ -183,7 +183,12 @@ static double metric(const char *name_labels)
 {
     tresp r;
     assert_int_equal(call("GET", "/metrics", NULL, &r), 200);
-    const char *p = strstr(sbuf_str(&r.body), name_labels);
+    /* The sample line, not the "# HELP name ..." or "# TYPE name ..." lines:
+     * the name must start a line. */
+    const char *body = sbuf_str(&r.body);
+    const char *p = body;
+    while ((p = strstr(p, name_labels)) != NULL && p != body && p[-1] != '\n')
+        p++;
     double v = -1;
     if (p != NULL)
         v = strtod(p + strlen(name_labels), NULL);
