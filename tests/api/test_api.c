@@ -15,7 +15,7 @@
 #include "store/store.h"
 
 #include "../store/script_server.h"
-#include "../store/testutil.h"
+#include "testutil/testutil.h"
 
 #include <errno.h>
 #include <jansson.h>

@@ -16,7 +16,7 @@
 
 #include "genai.h"
 
-#include "../store/testutil.h"
+#include "testutil/testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -7,7 +7,7 @@
  */
 #include "cmocka_all.h"
 
-#include "../store/testutil.h"
+#include "testutil/testutil.h"
 
 #include <errno.h>
 #include <fcntl.h>

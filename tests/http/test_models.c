@@ -27,7 +27,7 @@
 #include "store/store.h"
 
 #include "../store/script_server.h"
-#include "../store/testutil.h"
+#include "testutil/testutil.h"
 
 #include <errno.h>
 #include <stdio.h>
