@@ -66,6 +66,8 @@ int http_status_for(int rc, const char **code);
 
 /* The server's runtime service, or NULL. Loop thread. */
 svc *http_req_svc(http_request *req);
+/* The same, or NULL after replying 503 "this server runs no models". */
+svc *http_need_svc(http_request *req);
 /* Replies a service answer as a JSON error (with Retry-After when set). */
 void http_reply_svc(http_request *req, const svc_reply *r);
 /* Replies an error code (http_status_for) with err's detail. */

@@ -37,6 +37,15 @@ svc *http_req_svc(http_request *req)
     return http_server_app(http_req_server(req));
 }
 
+svc *http_need_svc(http_request *req)
+{
+    svc *s = http_req_svc(req);
+    if (s == NULL)
+        http_reply_error(req, 503, "unavailable", "this server runs no models",
+                         "start the daemon with 'genai serve'");
+    return s;
+}
+
 void http_reply_svc(http_request *req, const svc_reply *r)
 {
     char ra[16];
@@ -63,16 +72,6 @@ void http_reply_rc(http_request *req, int rc, const genai_error *err)
 }
 
 /* No service in this server (tests of the bare server). */
-static int need_svc(http_request *req, svc **out)
-{
-    *out = http_req_svc(req);
-    if (*out != NULL)
-        return 0;
-    http_reply_error(req, 503, "unavailable", "this server runs no models",
-                     "start the daemon with 'genai serve'");
-    return -1;
-}
-
 /* ---- text: chat, completions, embeddings ------------------------------------ */
 
 typedef struct text_req {
@@ -134,8 +133,8 @@ static void text_abort(http_request *req, void *arg)
 /* The three text routes: only the upstream path differs. */
 void http_h_v1_text(http_request *req)
 {
-    svc *s;
-    if (need_svc(req, &s) < 0)
+    svc *s = http_need_svc(req);
+    if (s == NULL)
         return;
     json_t *body = http_req_json(req);
     json_t *model = json_object_get(body, "model");
@@ -219,8 +218,8 @@ static void image_abort(http_request *req, void *arg)
 
 void http_h_v1_images(http_request *req)
 {
-    svc *s;
-    if (need_svc(req, &s) < 0)
+    svc *s = http_need_svc(req);
+    if (s == NULL)
         return;
     image_req *m = mem_calloc(1, sizeof(*m));
     if (m == NULL) {

@@ -28,16 +28,6 @@
 
 #define IMAGES_PREFIX "/api/images/"
 
-static int need_svc(http_request *req, svc **out)
-{
-    *out = http_req_svc(req);
-    if (*out != NULL)
-        return 0;
-    http_reply_error(req, 503, "unavailable", "this server runs no models",
-                     "start the daemon with 'genai serve'");
-    return -1;
-}
-
 static void reply_status(http_request *req, svc *s)
 {
     json_t *st = svc_llm_status(s);
@@ -102,8 +92,8 @@ static int opt_uint(json_t *body, const char *key, int64_t max, int64_t *out)
 
 void http_h_api_llm_start(http_request *req)
 {
-    svc *s;
-    if (need_svc(req, &s) < 0)
+    svc *s = http_need_svc(req);
+    if (s == NULL)
         return;
     json_t *body = http_req_json(req);
     json_t *model = json_object_get(body, "model");
@@ -138,8 +128,8 @@ void http_h_api_llm_start(http_request *req)
 
 void http_h_api_llm_stop(http_request *req)
 {
-    svc *s;
-    if (need_svc(req, &s) < 0)
+    svc *s = http_need_svc(req);
+    if (s == NULL)
         return;
     rt_req *q = mem_calloc(1, sizeof(*q));
     if (q == NULL) {
@@ -165,8 +155,8 @@ void http_h_api_llm_stop(http_request *req)
 
 void http_h_api_llm(http_request *req)
 {
-    svc *s;
-    if (need_svc(req, &s) == 0)
+    svc *s = http_need_svc(req);
+    if (s != NULL)
         reply_status(req, s);
 }
 
@@ -236,9 +226,9 @@ static int logs_limit(http_request *req, size_t *out)
 
 void http_h_api_llm_logs(http_request *req)
 {
-    svc *s;
+    svc *s = http_need_svc(req);
     size_t limit;
-    if (need_svc(req, &s) < 0 || !logs_limit(req, &limit))
+    if (s == NULL || !logs_limit(req, &limit))
         return;
     /* The supervisor keeps a ring of the child's recent lines per stream
      * (the current child, or the last one after it exited); the runtime
@@ -311,8 +301,8 @@ static void job_abort(http_request *req, void *arg)
 
 void http_h_api_images_create(http_request *req)
 {
-    svc *s;
-    if (need_svc(req, &s) < 0)
+    svc *s = http_need_svc(req);
+    if (s == NULL)
         return;
     job_req *q = mem_calloc(1, sizeof(*q));
     if (q == NULL) {
@@ -350,9 +340,9 @@ static int job_id(http_request *req, uint64_t *id)
 
 void http_h_api_image_get(http_request *req)
 {
-    svc *s;
+    svc *s = http_need_svc(req);
     uint64_t id;
-    if (need_svc(req, &s) < 0 || !job_id(req, &id))
+    if (s == NULL || !job_id(req, &id))
         return;
     json_t *j = svc_image_job_json(s, id, 1);
     if (j == NULL)
@@ -364,9 +354,9 @@ void http_h_api_image_get(http_request *req)
 
 void http_h_api_image_cancel(http_request *req)
 {
-    svc *s;
+    svc *s = http_need_svc(req);
     uint64_t id;
-    if (need_svc(req, &s) < 0 || !job_id(req, &id))
+    if (s == NULL || !job_id(req, &id))
         return;
     if (svc_image_cancel(s, id) < 0) {
         http_reply_error(req, 404, "not_found", "no such image job, or it has finished", NULL);

@@ -92,8 +92,7 @@ struct orch {
     orch_opts o; /* scalars and callbacks; pointer fields not used after new */
     plan_footprints *fp;
     int own_fp;
-    probe_options probe_opts;
-    char *probe_root, *probe_nvml, *probe_fake;
+    probe_options_owned probe_opts;
     probe_ctx *probe;
     img_size_fn size_fn;
     void *size_arg;
@@ -386,7 +385,7 @@ static int sample(void *arg, probe_snapshot *out, genai_error *err)
 {
     orch *o = arg;
     if (o->probe == NULL) {
-        int rc = probe_ctx_open(&o->probe_opts, &o->probe, err);
+        int rc = probe_ctx_open(&o->probe_opts.opts, &o->probe, err);
         if (rc < 0)
             return rc;
     }
@@ -1155,16 +1154,6 @@ static void on_img_state(void *arg, img_runner *r, const img_job *job)
 /* ---- public API
  * ------------------------------------------------------------------------------------- */
 
-static char *dup_opt(const char *s, int *failed)
-{
-    if (s == NULL)
-        return NULL;
-    char *c = mem_strdup(s);
-    if (c == NULL)
-        *failed = 1;
-    return c;
-}
-
 static void on_handle_closed(uv_handle_t *h)
 {
     orch *o = h->data;
@@ -1199,17 +1188,7 @@ int orch_new(uv_loop_t *uv, const orch_opts *opts, orch **out, genai_error *err)
     if (o->o.reclaim_max_ms < o->o.reclaim_first_ms)
         o->o.reclaim_max_ms = o->o.reclaim_first_ms;
     int rc = 0;
-    int failed = 0;
-    if (opts->probe != NULL) {
-        o->probe_opts = *opts->probe;
-        o->probe_root = dup_opt(opts->probe->root, &failed);
-        o->probe_nvml = dup_opt(opts->probe->nvml_path, &failed);
-        o->probe_fake = dup_opt(opts->probe->fake_gpu_path, &failed);
-        o->probe_opts.root = o->probe_root;
-        o->probe_opts.nvml_path = o->probe_nvml;
-        o->probe_opts.fake_gpu_path = o->probe_fake;
-    }
-    if (failed) {
+    if (probe_options_own(&o->probe_opts, opts->probe) < 0) {
         rc = err_set(err, -ENOMEM, "orchestrator options");
         goto fail_alloc;
     }
@@ -1271,9 +1250,7 @@ fail_alloc:
     orch_gate_free(&o->gate);
     if (o->own_fp)
         plan_footprints_free(o->fp);
-    mem_free(o->probe_root);
-    mem_free(o->probe_nvml);
-    mem_free(o->probe_fake);
+    probe_options_owned_free(&o->probe_opts);
     mem_free(o);
     return rc;
 }
@@ -1296,9 +1273,7 @@ void orch_free(orch *o)
     if (o->own_fp)
         plan_footprints_free(o->fp);
     probe_ctx_close(o->probe);
-    mem_free(o->probe_root);
-    mem_free(o->probe_nvml);
-    mem_free(o->probe_fake);
+    probe_options_owned_free(&o->probe_opts);
     uv_close((uv_handle_t *)&o->kick, on_handle_closed);
     uv_close((uv_handle_t *)&o->t_gate, on_handle_closed);
     uv_close((uv_handle_t *)&o->t_phase, on_handle_closed);

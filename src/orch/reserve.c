@@ -38,8 +38,7 @@ enum {
 struct orch_rsv {
     orch *o;
     orch_rsv_opts opts;
-    probe_options probe_opts;
-    char *probe_root, *probe_nvml, *probe_fake;
+    probe_options_owned probe_opts;
     probe_ctx *probe;
     orch_reservation r[CAP];
     uint32_t hold[CAP]; /* orch_hold id of r[i], 0 when none */
@@ -60,7 +59,7 @@ static int sample(orch_rsv *b, probe_snapshot *out, genai_error *err)
     if (b->opts.sample != NULL)
         return b->opts.sample(b->opts.sample_arg, out, err);
     if (b->probe == NULL) {
-        int rc = probe_ctx_open(&b->probe_opts, &b->probe, err);
+        int rc = probe_ctx_open(&b->probe_opts.opts, &b->probe, err);
         if (rc < 0)
             return rc;
     }
@@ -295,16 +294,6 @@ static int take_slot(orch_rsv *b, size_t *out)
 
 /* ---- API ---------------------------------------------------------------------- */
 
-static char *dup_opt(const char *s, int *failed)
-{
-    if (s == NULL)
-        return NULL;
-    char *c = mem_strdup(s);
-    if (c == NULL)
-        *failed = 1;
-    return c;
-}
-
 int orch_rsv_new(uv_loop_t *uv, orch *o, const orch_rsv_opts *opts, orch_rsv **out,
                  genai_error *err)
 {
@@ -316,20 +305,7 @@ int orch_rsv_new(uv_loop_t *uv, orch *o, const orch_rsv_opts *opts, orch_rsv **o
     b->opts.probe = NULL;
     if (b->opts.poll_ms <= 0)
         b->opts.poll_ms = DEF_POLL_MS;
-    int failed = 0;
-    if (opts->probe != NULL) {
-        b->probe_opts = *opts->probe;
-        b->probe_root = dup_opt(opts->probe->root, &failed);
-        b->probe_nvml = dup_opt(opts->probe->nvml_path, &failed);
-        b->probe_fake = dup_opt(opts->probe->fake_gpu_path, &failed);
-        b->probe_opts.root = b->probe_root;
-        b->probe_opts.nvml_path = b->probe_nvml;
-        b->probe_opts.fake_gpu_path = b->probe_fake;
-    }
-    if (failed) {
-        mem_free(b->probe_root);
-        mem_free(b->probe_nvml);
-        mem_free(b->probe_fake);
+    if (probe_options_own(&b->probe_opts, opts->probe) < 0) {
         mem_free(b);
         return err_set(err, -ENOMEM, "reservation options");
     }
@@ -359,9 +335,7 @@ void orch_rsv_free(orch_rsv *b)
             end(b, i, ORCH_RSV_RELEASED);
     plan_promised_set(NULL);
     probe_ctx_close(b->probe);
-    mem_free(b->probe_root);
-    mem_free(b->probe_nvml);
-    mem_free(b->probe_fake);
+    probe_options_owned_free(&b->probe_opts);
     uv_close((uv_handle_t *)&b->poll, on_closed);
     uv_close((uv_handle_t *)&b->expiry, on_closed);
 }

@@ -32,8 +32,7 @@ enum { DEF_INTERVAL_MS = 1000, DEF_FAST_MS = 250, DEF_CONFIRM = 2, OWN_MAX = 8 }
 struct orch_watch {
     orch *o;
     orch_watch_opts opts;
-    probe_options probe_opts;
-    char *probe_root, *probe_nvml, *probe_fake;
+    probe_options_owned probe_opts;
     probe_ctx *probe;
     uv_timer_t timer;
     int streak;      /* consecutive samples agreeing on the pending change */
@@ -48,7 +47,7 @@ static int sample(orch_watch *w, probe_snapshot *out, genai_error *err)
     if (w->opts.sample != NULL)
         return w->opts.sample(w->opts.sample_arg, out, err);
     if (w->probe == NULL) {
-        int rc = probe_ctx_open(&w->probe_opts, &w->probe, err);
+        int rc = probe_ctx_open(&w->probe_opts.opts, &w->probe, err);
         if (rc < 0)
             return rc;
     }
@@ -320,16 +319,6 @@ static void on_tick(uv_timer_t *t)
 
 /* ---- API ------------------------------------------------------------------------- */
 
-static char *dup_opt(const char *s, int *failed)
-{
-    if (s == NULL)
-        return NULL;
-    char *c = mem_strdup(s);
-    if (c == NULL)
-        *failed = 1;
-    return c;
-}
-
 int orch_watch_new(uv_loop_t *uv, orch *o, const orch_watch_opts *opts, orch_watch **out,
                    genai_error *err)
 {
@@ -345,20 +334,7 @@ int orch_watch_new(uv_loop_t *uv, orch *o, const orch_watch_opts *opts, orch_wat
         w->opts.fast_ms = DEF_FAST_MS;
     if (w->opts.confirm_samples <= 0)
         w->opts.confirm_samples = DEF_CONFIRM;
-    int failed = 0;
-    if (opts->probe != NULL) {
-        w->probe_opts = *opts->probe;
-        w->probe_root = dup_opt(opts->probe->root, &failed);
-        w->probe_nvml = dup_opt(opts->probe->nvml_path, &failed);
-        w->probe_fake = dup_opt(opts->probe->fake_gpu_path, &failed);
-        w->probe_opts.root = w->probe_root;
-        w->probe_opts.nvml_path = w->probe_nvml;
-        w->probe_opts.fake_gpu_path = w->probe_fake;
-    }
-    if (failed) {
-        mem_free(w->probe_root);
-        mem_free(w->probe_nvml);
-        mem_free(w->probe_fake);
+    if (probe_options_own(&w->probe_opts, opts->probe) < 0) {
         mem_free(w);
         return err_set(err, -ENOMEM, "memory watcher options");
     }
@@ -382,9 +358,7 @@ void orch_watch_free(orch_watch *w)
     if (w->hold != 0)
         orch_unhold(w->o, w->hold);
     probe_ctx_close(w->probe);
-    mem_free(w->probe_root);
-    mem_free(w->probe_nvml);
-    mem_free(w->probe_fake);
+    probe_options_owned_free(&w->probe_opts);
     uv_close((uv_handle_t *)&w->timer, on_closed);
 }
 

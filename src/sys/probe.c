@@ -294,3 +294,34 @@ const char *probe_runtime_variant(const probe_snapshot *snap, const char **why)
         *why = because;
     return variant;
 }
+
+int probe_options_own(probe_options_owned *dst, const probe_options *src)
+{
+    memset(dst, 0, sizeof(*dst));
+    if (src == NULL)
+        return 0;
+    dst->opts = *src;
+    dst->root = src->root != NULL ? mem_strdup(src->root) : NULL;
+    dst->nvml_path = src->nvml_path != NULL ? mem_strdup(src->nvml_path) : NULL;
+    dst->fake_gpu_path = src->fake_gpu_path != NULL ? mem_strdup(src->fake_gpu_path) : NULL;
+    if ((src->root != NULL && dst->root == NULL) ||
+        (src->nvml_path != NULL && dst->nvml_path == NULL) ||
+        (src->fake_gpu_path != NULL && dst->fake_gpu_path == NULL)) {
+        probe_options_owned_free(dst);
+        return -ENOMEM;
+    }
+    dst->opts.root = dst->root;
+    dst->opts.nvml_path = dst->nvml_path;
+    dst->opts.fake_gpu_path = dst->fake_gpu_path;
+    return 0;
+}
+
+void probe_options_owned_free(probe_options_owned *o)
+{
+    if (o == NULL)
+        return;
+    mem_free(o->root);
+    mem_free(o->nvml_path);
+    mem_free(o->fake_gpu_path);
+    memset(o, 0, sizeof(*o));
+}

@@ -118,6 +118,22 @@ typedef struct probe_options {
 } probe_options;
 
 /*
+ * An owned copy of probe options, for objects that keep options past the
+ * call that gave them (the orchestrator, the watcher, the reservation book):
+ * opts points into the copied strings.
+ */
+typedef struct probe_options_owned {
+    probe_options opts;
+    char *root, *nvml_path, *fake_gpu_path;
+} probe_options_owned;
+
+/* Copies src (NULL: the defaults) into *dst, strings included. 0, or -ENOMEM
+ * with *dst zeroed. Release with probe_options_owned_free. */
+int probe_options_own(probe_options_owned *dst, const probe_options *src);
+/* Releases the strings and zeroes *o. Accepts NULL. */
+void probe_options_owned_free(probe_options_owned *o);
+
+/*
  * A probe context keeps what is expensive to set up (the NVML library loaded
  * and initialized) so that sampling is cheap enough to run several times a
  * second. Not thread-safe: one thread (the loop) samples it.

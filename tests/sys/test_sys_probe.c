@@ -328,9 +328,41 @@ static void test_out_of_memory(void **state)
     assert_true(failures > 0);
 }
 
+/* Owned options survive the caller's strings, and every allocation failure
+ * leaves nothing behind. */
+static void test_options_own(void **state)
+{
+    (void)state;
+    char root[] = "/fixture/root", nvml[] = "/lib/libnv.so";
+    probe_options src = {.root = root, .nvml_path = nvml, .fake_gpu_path = NULL,
+                         .providers = PROBE_PROVIDER_NVML, .ignore_env = 1};
+    probe_options_owned o;
+    assert_int_equal(probe_options_own(&o, &src), 0);
+    memset(root, 'x', sizeof(root) - 1);
+    memset(nvml, 'x', sizeof(nvml) - 1);
+    assert_string_equal(o.opts.root, "/fixture/root");
+    assert_string_equal(o.opts.nvml_path, "/lib/libnv.so");
+    assert_null(o.opts.fake_gpu_path);
+    assert_int_equal(o.opts.providers, PROBE_PROVIDER_NVML);
+    assert_int_equal(o.opts.ignore_env, 1);
+    probe_options_owned_free(&o);
+    assert_null(o.root);
+    probe_options_owned_free(NULL);
+    assert_int_equal(probe_options_own(&o, NULL), 0);
+    assert_null(o.opts.root);
+    for (unsigned long n = 1; n <= 2; n++) {
+        mem_fail_after(n, 0);
+        assert_int_equal(probe_options_own(&o, &src), -ENOMEM);
+        mem_fail_after(0, 0);
+        assert_null(o.root);
+        assert_null(o.nvml_path);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_options_own),
         cmocka_unit_test(test_x86_plain),
         cmocka_unit_test(test_cgroup_v2_container),
         cmocka_unit_test(test_cgroup_v2_nested),
