@@ -38,6 +38,8 @@ extern "C" {
  * the messages come from one place: XX(NAME, value, "message").
  * Append new codes at the end; values are part of the ABI and never reused.
  */
+/* One row per line reads best for this table. */
+/* clang-format off */
 #define GENAI_ERRNO_MAP(XX)                                                                        \
     XX(CORRUPT, -30001, "corrupt or malformed input")                                             \
     XX(UNSUPPORTED, -30002, "unsupported format or version")                                      \
@@ -56,6 +58,7 @@ extern "C" {
     XX(UNAVAILABLE, -30015, "temporarily unavailable")                                            \
     XX(HTTP, -30016, "HTTP error")                                                                \
     XX(INTERNAL, -30017, "internal error")
+/* clang-format on */
 
 enum genai_errno {
     GENAI_E__FIRST = -30000,

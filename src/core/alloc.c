@@ -10,8 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-static atomic_ulong fail_at;      /* 0: never fail */
-static atomic_ulong alloc_count;  /* allocations since mem_fail_after */
+static atomic_ulong fail_at;     /* 0: never fail */
+static atomic_ulong alloc_count; /* allocations since mem_fail_after */
 static atomic_int fail_sticky;
 
 static int should_fail(void)

@@ -122,8 +122,7 @@ int paths_read_file(const char *path, size_t max_bytes, char **out, size_t *len_
     for (;;) {
         if (len + 1 >= cap) {
             if (cap > max_bytes) {
-                rc = err_set(err, GENAI_ETOO_LARGE, "%s is larger than %zu bytes", path,
-                             max_bytes);
+                rc = err_set(err, GENAI_ETOO_LARGE, "%s is larger than %zu bytes", path, max_bytes);
                 goto out_free;
             }
             char *nb = mem_realloc(buf, cap * 2);

@@ -21,7 +21,10 @@ typedef struct sbuf {
     int failed;
 } sbuf;
 
-#define SBUF_INIT {NULL, 0, 0, 0}
+#define SBUF_INIT                                                                                  \
+    {                                                                                              \
+        NULL, 0, 0, 0                                                                              \
+    }
 
 int sbuf_append(sbuf *b, const void *bytes, size_t n);
 int sbuf_puts(sbuf *b, const char *s);

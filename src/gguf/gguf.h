@@ -28,12 +28,12 @@
 #define GGUF_MAX_META_BYTES ((uint64_t)256 << 20)
 #define GGUF_MAX_KV 65536u
 #define GGUF_MAX_TENSORS (1u << 20)
-#define GGUF_MAX_KEY_LEN 65535u  /* spec: keys are at most 2^16 - 1 bytes */
+#define GGUF_MAX_KEY_LEN 65535u /* spec: keys are at most 2^16 - 1 bytes */
 /* ggml's default GGML_MAX_NAME is 64 (63 + NUL), but stable-diffusion.cpp builds
  * ggml with GGML_MAX_NAME=128 and its converted GGUFs carry names of ~80
  * bytes, so accept up to 127. */
 #define GGUF_MAX_TENSOR_NAME 127u
-#define GGUF_MAX_DIMS 4u         /* ggml: GGML_MAX_DIMS */
+#define GGUF_MAX_DIMS 4u /* ggml: GGML_MAX_DIMS */
 #define GGUF_DEFAULT_ALIGNMENT 32u
 #define GGUF_MAX_SPLITS 4096u
 

@@ -584,8 +584,8 @@ int store_db_remove_model(store_db *db, const char *id, store_model *removed, ge
     st = NULL;
     /* A file another model still lists (the same download registered twice,
      * or a shared VAE) must survive this removal: report it unmanaged. */
-    if (sqlite3_prepare_v2(db->sql, "SELECT 1 FROM files WHERE path = ? LIMIT 1", -1, &st,
-                           NULL) != SQLITE_OK) {
+    if (sqlite3_prepare_v2(db->sql, "SELECT 1 FROM files WHERE path = ? LIMIT 1", -1, &st, NULL) !=
+        SQLITE_OK) {
         rc = sql_fail(db, err, "preparing the shared-file check");
         goto free_model;
     }
