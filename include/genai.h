@@ -58,7 +58,6 @@ extern "C" {
     XX(UNAVAILABLE, -30015, "temporarily unavailable")                                            \
     XX(HTTP, -30016, "HTTP error")                                                                \
     XX(INTERNAL, -30017, "internal error")
-/* clang-format on */
 
 enum genai_errno {
     GENAI_E__FIRST = -30000,
@@ -67,6 +66,7 @@ enum genai_errno {
 #undef GENAI_XX_ENUM
     GENAI_E__LAST = -39999
 };
+/* clang-format on */
 
 /* Message for any error code (negative errno or GENAI_E*). Never NULL; the
  * returned string is static and must not be freed. */
@@ -228,11 +228,10 @@ GENAI_EXPORT int genai_model_pull_cancel_all(genai *g);
 /*
  * Events: what happened in the context ("model.pulled", "model.removed",
  * and the orchestrator's "orch.llm_ready", "orch.offload_started",
- * "orch.image_done", ... of docs/orchestrator.md), as the HTTP API's GET /v1/events sends them. type and
- * json ({"id","time_ms","type","data"}) are valid during the call only.
- * Runs on the context's loop thread: it must return quickly and must not
- * call genai_free. Calls that wait on the loop (the LLM and image functions)
- * would deadlock from it; registry calls are fine.
+ * "orch.image_done", ... of docs/orchestrator.md), as the HTTP API's GET /v1/events sends them.
+ * type and json ({"id","time_ms","type","data"}) are valid during the call only. Runs on the
+ * context's loop thread: it must return quickly and must not call genai_free. Calls that wait on
+ * the loop (the LLM and image functions) fail with GENAI_EBUSY from it; registry calls are fine.
  */
 typedef void (*genai_event_fn)(const char *type, const char *json, void *userdata);
 
