@@ -308,6 +308,57 @@ static void test_pull_split_fetches_every_shard(void **state)
     assert_int_equal(ss_count(f->srv, "/cdn/q8a"), 1);
 }
 
+/*
+ * The Hub paginates big trees with a Link: <...>; rel="next" header. A split
+ * model whose two shards are listed on different pages is still found whole:
+ * genai follows the link (same host, token sent) and merges the pages.
+ */
+static void test_listing_across_pages(void **state)
+{
+    struct fx *f = *state;
+    static char page1[2048], page2[2048], link[512];
+    snprintf(page1, sizeof(page1),
+             "[{\"type\":\"file\",\"path\":\"README.md\",\"size\":10,\"oid\":\"abc\"},"
+             "{\"type\":\"file\",\"path\":\"model-Q8_0-00002-of-00002.gguf\",\"size\":%d,"
+             "\"lfs\":{\"oid\":\"%s\",\"size\":%d,\"pointerSize\":134}}]",
+             Q8_LEN, f->sha_q8b, Q8_LEN);
+    snprintf(page2, sizeof(page2),
+             "[{\"type\":\"file\",\"path\":\"model-Q8_0-00001-of-00002.gguf\",\"size\":%d,"
+             "\"lfs\":{\"oid\":\"%s\",\"size\":%d,\"pointerSize\":134}}]",
+             Q8_LEN, f->sha_q8a, Q8_LEN);
+    snprintf(link, sizeof(link),
+             "Link: <%s/api/models/o/r/tree/" COMMIT "?recursive=true&cursor=p2>; rel=\"next\"\r\n",
+             f->endpoint);
+    struct ss_route r =
+        ss_route_file("/api/models/o/r/tree/" COMMIT "?recursive=true", page1, strlen(page1));
+    r.status = 200;
+    r.headers = link;
+    ss_route_add(f->srv, &r);
+    r = ss_route_file("/api/models/o/r/tree/" COMMIT "?recursive=true&cursor=p2", page2,
+                      strlen(page2));
+    r.status = 200;
+    ss_route_add(f->srv, &r);
+
+    const char *args[] = {"pull", "o/r:Q8_0", "--json", NULL};
+    assert_int_equal(run_cli(f, "pull", args), 0);
+    json_t *done = last_json_line(f, "pull");
+    json_t *m = json_object_get(done, "model");
+    json_t *files = json_object_get(m, "files");
+    assert_int_equal(json_array_size(files), 2);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(files, 0), "sha256")),
+                        f->sha_q8a);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(files, 1), "sha256")),
+                        f->sha_q8b);
+    json_decref(done);
+    struct ss_request log[8];
+    size_t n = ss_log(f->srv, log, 8);
+    assert_true(n >= 3);
+    assert_string_equal(log[1].target, "/api/models/o/r/tree/" COMMIT "?recursive=true");
+    assert_string_equal(log[2].target,
+                        "/api/models/o/r/tree/" COMMIT "?recursive=true&cursor=p2");
+    assert_string_equal(log[2].auth, "Bearer hf_test_token");
+}
+
 static void test_unknown_quant_lists_choices(void **state)
 {
     struct fx *f = *state;
@@ -526,6 +577,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_pull_quant_and_list, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_split_fetches_every_shard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_listing_across_pages, setup, teardown),
         cmocka_unit_test_setup_teardown(test_unknown_quant_lists_choices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_kill_in_the_middle_then_resume, setup, teardown),
         cmocka_unit_test_setup_teardown(test_sigint_cancels_and_keeps_partial, setup, teardown),
