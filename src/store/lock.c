@@ -1,49 +1,102 @@
 /*
- * lock.c - flock-based inter-process locks (see lock.h).
+ * lock.c - flock-based inter-process locks that clean up after themselves
+ * (see lock.h for why the inode check makes unlinking safe).
  */
 #include "store/lock.h"
+
+#include "core/alloc.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+/* 1: fd is still the file linked at path; 0: it was unlinked or replaced. */
+static int still_linked(int fd, const char *path, genai_error *err)
+{
+    struct stat held, named;
+    if (fstat(fd, &held) != 0)
+        return err_errno(err, errno, "cannot stat lock file %s", path);
+    if (stat(path, &named) != 0) {
+        if (errno == ENOENT)
+            return 0;
+        return err_errno(err, errno, "cannot stat lock file %s", path);
+    }
+    return held.st_dev == named.st_dev && held.st_ino == named.st_ino;
+}
 
 int store_lock_acquire(store_lock *lk, const char *path, const atomic_int *cancel,
                        store_lock_wait_fn on_wait, void *userdata, genai_error *err)
 {
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return err_errno(err, errno, "cannot open lock file %s", path);
     int waited = 0;
+    char *copy = mem_strdup(path);
+    if (copy == NULL)
+        return err_set(err, -ENOMEM, "out of memory");
     for (;;) {
-        if (flock(fd, LOCK_EX | LOCK_NB) == 0)
-            break;
-        if (errno == EINTR)
-            continue;
-        if (errno != EWOULDBLOCK) {
+        int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+        if (fd < 0) {
             int e = errno;
-            close(fd);
-            return err_errno(err, e, "cannot lock %s", path);
+            mem_free(copy);
+            return err_errno(err, e, "cannot open lock file %s", path);
         }
-        if (cancel != NULL && atomic_load(cancel)) {
-            close(fd);
-            return err_set(err, GENAI_ECANCELLED, "cancelled while waiting for %s", path);
+        for (;;) {
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                break;
+            if (errno == EINTR)
+                continue;
+            if (errno != EWOULDBLOCK) {
+                int e = errno;
+                close(fd);
+                mem_free(copy);
+                return err_errno(err, e, "cannot lock %s", path);
+            }
+            if (cancel != NULL && atomic_load(cancel)) {
+                close(fd);
+                mem_free(copy);
+                return err_set(err, GENAI_ECANCELLED, "cancelled while waiting for %s", path);
+            }
+            if (on_wait != NULL && !waited)
+                on_wait(userdata);
+            waited = 1;
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
         }
-        if (on_wait != NULL && !waited)
-            on_wait(userdata);
-        waited = 1;
-        struct timespec ts = {0, 100 * 1000 * 1000};
-        nanosleep(&ts, NULL);
+        int linked = still_linked(fd, path, err);
+        if (linked > 0) {
+            lk->fd = fd;
+            lk->path = copy;
+            return waited;
+        }
+        close(fd);
+        if (linked < 0) {
+            mem_free(copy);
+            return linked;
+        }
+        /* The holder we waited for removed the file: lock the new one. */
     }
-    lk->fd = fd;
-    return waited;
+}
+
+int store_lock_try(store_lock *lk, const char *path, genai_error *err)
+{
+    static const atomic_int give_up = 1; /* checked only when the lock is busy */
+    int rc = store_lock_acquire(lk, path, &give_up, NULL, NULL, err);
+    if (rc == GENAI_ECANCELLED)
+        rc = err_set(err, GENAI_EBUSY, "%s is held by another process", path);
+    return rc;
 }
 
 void store_lock_release(store_lock *lk)
 {
     if (lk == NULL || lk->fd < 0)
         return;
+    /* Unlink while still holding: a process that opened the old file wakes
+     * on an unlinked inode, sees that, and starts over. */
+    if (lk->path != NULL)
+        (void)unlink(lk->path);
     close(lk->fd); /* closing the last fd of the open file drops the flock */
+    mem_free(lk->path);
     lk->fd = -1;
+    lk->path = NULL;
 }

@@ -610,13 +610,22 @@ int store_remove(store *s, const char *id, store_model *removed, genai_error *er
         const store_file *f = &m.files[i];
         if (!f->managed)
             continue;
+        /* Under the file's lock: a pull of another model that downloads or
+         * verifies this file right now keeps it, and its lock file. */
         char extra[PATHS_MAX + 16];
+        store_lock lk = STORE_LOCK_INIT;
+        genai_error lerr;
+        snprintf(extra, sizeof(extra), "%s.lock", f->path);
+        if (store_lock_try(&lk, extra, &lerr) < 0) {
+            LOG_WARN(MOD, "left %s in place: %s", f->path, lerr.detail);
+            continue;
+        }
         if (unlink(f->path) != 0 && errno != ENOENT)
             LOG_WARN(MOD, "cannot remove %s: %s", f->path, strerror(errno));
         snprintf(extra, sizeof(extra), "%s.partial", f->path);
-        unlink(extra);
-        snprintf(extra, sizeof(extra), "%s.lock", f->path);
-        unlink(extra);
+        if (unlink(extra) != 0 && errno != ENOENT)
+            LOG_WARN(MOD, "cannot remove %s: %s", extra, strerror(errno));
+        store_lock_release(&lk);
     }
     if (removed != NULL)
         *removed = m;

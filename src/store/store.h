@@ -7,6 +7,7 @@
  *   models/url/<host>/<file>            files pulled from plain URLs
  *   locks/<id>.lock                     one lock per model id being pulled
  *   <file>.partial, <file>.lock         a download in progress and its lock
+ *                                       (lock files exist only while held: lock.h)
  *
  * A pull takes the model's lock, so a second pull of the same model waits
  * (reporting STORE_PHASE_WAITING) and then finds it registered. Each file is

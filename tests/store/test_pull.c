@@ -14,6 +14,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <jansson.h>
 #include <signal.h>
 #include <spawn.h>
@@ -208,6 +209,31 @@ static void model_path(struct fx *f, const char *file, char *out, size_t outsz)
     snprintf(out, outsz, "%s/data/models/hf/o/r/%s", f->home, file);
 }
 
+static int lock_files_seen;
+
+static int count_lock_file(const char *path, const struct stat *st, int type, struct FTW *ftw)
+{
+    (void)st;
+    (void)ftw;
+    size_t n = strlen(path);
+    if (type == FTW_F && n > 5 && strcmp(path + n - 5, ".lock") == 0) {
+        fprintf(stderr, "left behind: %s\n", path);
+        lock_files_seen++;
+    }
+    return 0;
+}
+
+/* A finished pull leaves no lock file, neither locks/<id>.lock nor
+ * <file>.lock: the holder removes its lock file before letting go. */
+static void assert_no_lock_files(struct fx *f)
+{
+    char data[300];
+    snprintf(data, sizeof(data), "%s/data", f->home);
+    lock_files_seen = 0;
+    assert_int_equal(nftw(data, count_lock_file, 16, FTW_PHYS), 0);
+    assert_int_equal(lock_files_seen, 0);
+}
+
 static void test_pull_quant_and_list(void **state)
 {
     struct fx *f = *state;
@@ -231,6 +257,7 @@ static void test_pull_quant_and_list(void **state)
     assert_int_equal(n, Q4_LEN);
     assert_memory_equal(got, f->q4, Q4_LEN);
     free(got);
+    assert_no_lock_files(f);
 
     /* exactly these requests, in this order, the token on each (same host) */
     struct ss_request log[8];
@@ -354,8 +381,7 @@ static void test_listing_across_pages(void **state)
     size_t n = ss_log(f->srv, log, 8);
     assert_true(n >= 3);
     assert_string_equal(log[1].target, "/api/models/o/r/tree/" COMMIT "?recursive=true");
-    assert_string_equal(log[2].target,
-                        "/api/models/o/r/tree/" COMMIT "?recursive=true&cursor=p2");
+    assert_string_equal(log[2].target, "/api/models/o/r/tree/" COMMIT "?recursive=true&cursor=p2");
     assert_string_equal(log[2].auth, "Bearer hf_test_token");
 }
 
@@ -471,6 +497,7 @@ static void test_two_pulls_at_once(void **state)
     assert_non_null(strstr(err_b, "\"event\":\"waiting\""));
     free(err_b);
     assert_int_equal(ss_count(f->srv, "/cdn/q4"), 1); /* one download, not two */
+    assert_no_lock_files(f);
     size_t len = 0;
     unsigned char *got = tu_read(path, &len);
     assert_non_null(got);
