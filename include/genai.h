@@ -183,7 +183,7 @@ GENAI_EXPORT int genai_model_remove(genai *g, const char *id, genai_error *err);
 
 /* Progress of a pull. The strings are valid during the callback only. */
 typedef struct genai_pull_progress {
-    const char *phase;   /* resolving, waiting, hashing, downloading, retrying, verifying, done */
+    const char *phase;   /* resolving, waiting, downloading, retrying, verifying, done */
     const char *file;    /* the file being fetched */
     uint64_t done;       /* bytes on disk for this file */
     uint64_t total;      /* expected bytes, 0 when unknown */

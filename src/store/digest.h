@@ -29,8 +29,12 @@ int store_sha256_final(store_sha256 *h, char hex[STORE_SHA256_HEX]);
 /* Releases the context; accepts NULL and a zeroed struct. */
 void store_sha256_free(store_sha256 *h);
 
-/* Hashes the first len bytes of the open file fd (from offset 0, with pread)
- * into h. Fails with GENAI_ECORRUPT when the file is shorter than len. */
+/* Hashes bytes [off, off + len) of the open file fd into h (mapped, or read
+ * with pread where the file cannot be mapped). Fails with GENAI_ECORRUPT
+ * when the file is shorter than off + len. */
+int store_sha256_range(store_sha256 *h, int fd, uint64_t off, uint64_t len, genai_error *err);
+
+/* Hashes the first len bytes of fd into h: store_sha256_range from 0. */
 int store_sha256_fd(store_sha256 *h, int fd, uint64_t len, genai_error *err);
 
 /* Hashes the whole file at path; writes the digest and (optional) size. */

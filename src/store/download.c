@@ -3,14 +3,15 @@
  *
  * One attempt is one curl_easy_perform on a fresh handle:
  *   1. the partial file is open O_RDWR; `offset` bytes of it are on disk and
- *      already fed to the SHA-256 context;
+ *      published to the hasher (hasher.h), which hashes them from the file
+ *      on a thread of its own, a resumed prefix included;
  *   2. with offset > 0 the request carries "Range: bytes=<offset>-";
  *   3. the first body byte decides what the answer means: 206 must start at
  *      offset (Content-Range), 200 means the server ignored Range, so the
  *      file is truncated and the hash restarted; any other status is an error
  *      page whose body is dropped;
- *   4. bytes are written with pwrite at offset and hashed in the same order,
- *      so the hash always covers exactly the bytes on disk.
+ *   4. bytes are written with pwrite at offset, then published to the
+ *      hasher, so the hash covers exactly the bytes on disk, in order.
  * The attempt loop classifies the outcome as done, transient (retry after a
  * backoff from the current offset) or permanent. Consecutive attempts that
  * add no byte count against max_attempts; an attempt that made progress
@@ -21,6 +22,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/sbuf.h"
+#include "store/hasher.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -58,8 +60,6 @@ const char *store_phase_name(store_phase phase)
         return "resolving";
     case STORE_PHASE_WAITING:
         return "waiting";
-    case STORE_PHASE_HASHING:
-        return "hashing";
     case STORE_PHASE_DOWNLOADING:
         return "downloading";
     case STORE_PHASE_RETRYING:
@@ -267,130 +267,6 @@ static int is_transient_curl(CURLcode cc)
     }
 }
 
-/* ---- hashing beside the transfer ----
- *
- * Hashing on the receiving thread serializes SHA-256 (about 1.7 GB/s here)
- * with the receive and write path; on a machine with a spare core the hash
- * runs on its own thread instead, fed through a bounded ring (RING_BYTES).
- * The producer copies each written chunk into the ring, blocking while it is
- * full; the hasher consumes contiguous regions without holding the lock.
- * hp_drain waits until everything fed has been hashed, which is required
- * before the context is restarted, read, or fed the resumed prefix.
- */
-#define RING_BYTES (8u << 20)
-#ifndef STORE_HASH_THREAD /* compile-time switch for the benchmark */
-#define STORE_HASH_THREAD 1
-#endif
-
-struct hashpipe {
-    store_sha256 *hash;
-    unsigned char *ring;
-    size_t head, tail, used; /* producer writes at head, hasher reads at tail */
-    int closing, failed, running;
-    pthread_t thread;
-    pthread_mutex_t mu;
-    pthread_cond_t more, less;
-};
-
-static void *hp_main(void *arg)
-{
-    struct hashpipe *hp = arg;
-    pthread_mutex_lock(&hp->mu);
-    for (;;) {
-        while (hp->used == 0 && !hp->closing)
-            pthread_cond_wait(&hp->more, &hp->mu);
-        if (hp->used == 0 && hp->closing)
-            break;
-        size_t n = hp->used < RING_BYTES - hp->tail ? hp->used : RING_BYTES - hp->tail;
-        const unsigned char *p = hp->ring + hp->tail;
-        pthread_mutex_unlock(&hp->mu);
-        int bad = store_sha256_update(hp->hash, p, n) < 0;
-        pthread_mutex_lock(&hp->mu);
-        hp->failed |= bad;
-        hp->tail = (hp->tail + n) % RING_BYTES;
-        hp->used -= n;
-        pthread_cond_broadcast(&hp->less);
-    }
-    pthread_mutex_unlock(&hp->mu);
-    return NULL;
-}
-
-/* Starts the hasher thread; without one (no memory, no thread) the bytes are
- * hashed inline by hp_feed. */
-static void hp_start(struct hashpipe *hp, store_sha256 *hash)
-{
-    memset(hp, 0, sizeof(*hp));
-    hp->hash = hash;
-    if (!STORE_HASH_THREAD || (hp->ring = mem_alloc(RING_BYTES)) == NULL)
-        return;
-    pthread_mutex_init(&hp->mu, NULL);
-    pthread_cond_init(&hp->more, NULL);
-    pthread_cond_init(&hp->less, NULL);
-    if (pthread_create(&hp->thread, NULL, hp_main, hp) != 0) {
-        pthread_mutex_destroy(&hp->mu);
-        pthread_cond_destroy(&hp->more);
-        pthread_cond_destroy(&hp->less);
-        mem_free(hp->ring);
-        hp->ring = NULL;
-        return;
-    }
-    hp->running = 1;
-}
-
-static int hp_feed(struct hashpipe *hp, const unsigned char *buf, size_t len)
-{
-    if (!hp->running)
-        return store_sha256_update(hp->hash, buf, len);
-    pthread_mutex_lock(&hp->mu);
-    while (len > 0 && !hp->failed) {
-        while (hp->used == RING_BYTES)
-            pthread_cond_wait(&hp->less, &hp->mu);
-        size_t room = RING_BYTES - hp->used;
-        size_t contig = RING_BYTES - hp->head;
-        size_t n = len < room ? len : room;
-        if (n > contig)
-            n = contig;
-        memcpy(hp->ring + hp->head, buf, n);
-        hp->head = (hp->head + n) % RING_BYTES;
-        hp->used += n;
-        buf += n;
-        len -= n;
-        pthread_cond_signal(&hp->more);
-    }
-    int failed = hp->failed;
-    pthread_mutex_unlock(&hp->mu);
-    return failed ? GENAI_EINTERNAL : 0;
-}
-
-/* Waits until every byte fed so far is in the hash. */
-static int hp_drain(struct hashpipe *hp)
-{
-    if (!hp->running)
-        return 0;
-    pthread_mutex_lock(&hp->mu);
-    while (hp->used > 0)
-        pthread_cond_wait(&hp->less, &hp->mu);
-    int failed = hp->failed;
-    pthread_mutex_unlock(&hp->mu);
-    return failed ? GENAI_EINTERNAL : 0;
-}
-
-static void hp_stop(struct hashpipe *hp)
-{
-    if (!hp->running)
-        return;
-    pthread_mutex_lock(&hp->mu);
-    hp->closing = 1;
-    pthread_cond_signal(&hp->more);
-    pthread_mutex_unlock(&hp->mu);
-    pthread_join(hp->thread, NULL);
-    pthread_mutex_destroy(&hp->mu);
-    pthread_cond_destroy(&hp->more);
-    pthread_cond_destroy(&hp->less);
-    mem_free(hp->ring);
-    hp->running = 0;
-}
-
 /* ---- one transfer into the partial file ---- */
 
 struct xfer {
@@ -398,9 +274,9 @@ struct xfer {
     const store_fetch *f;
     CURL *curl;
     int fd;
-    uint64_t offset; /* bytes on disk == bytes hashed */
-    store_sha256 *hash;
-    struct hashpipe *hp;
+    uint64_t offset; /* bytes on disk == bytes published to the hasher */
+    store_hasher *hasher;
+    genai_error hash_error; /* why hashing failed, with hash_failed */
     unsigned attempt;
     int decided;      /* the first body byte has been seen */
     int error_page;   /* status is not 200/206: body dropped */
@@ -496,13 +372,30 @@ static size_t on_header(char *buf, size_t size, size_t nitems, void *ud)
     return len;
 }
 
-static int restart_hash(struct xfer *x)
+/* Empties the partial file and starts the hash over. The hasher is stopped
+ * first: it must not be reading a range of the file being cut. */
+static int start_over(struct xfer *x)
 {
-    char scratch[STORE_SHA256_HEX];
-    int rc = hp_drain(x->hp);
-    if (rc < 0)
-        return rc;
-    return store_sha256_final(x->hash, scratch); /* final() restarts the context */
+    if (store_hasher_restart(x->hasher, &x->hash_error) < 0) {
+        x->hash_failed = 1;
+        return -1;
+    }
+    if (ftruncate(x->fd, 0) != 0) {
+        x->write_errno = errno;
+        return -1;
+    }
+    x->offset = 0;
+    return 0;
+}
+
+/* The error of a failed start_over, for run_attempt's code. */
+static int start_over_error(struct xfer *x, genai_error *err)
+{
+    if (x->write_errno != 0)
+        return err_errno(err, x->write_errno, "truncating %s.partial", x->f->dest);
+    if (err != NULL)
+        *err = x->hash_error;
+    return x->hash_error.code < 0 ? x->hash_error.code : GENAI_EINTERNAL;
 }
 
 static size_t on_body(char *buf, size_t size, size_t nitems, void *ud)
@@ -519,15 +412,8 @@ static size_t on_body(char *buf, size_t size, size_t nitems, void *ud)
         } else if (x->status == 200) {
             if (x->offset > 0) {
                 LOG_INFO(MOD, "%s: server ignored Range, starting over", x->f->url);
-                if (ftruncate(x->fd, 0) != 0) {
-                    x->write_errno = errno;
+                if (start_over(x) < 0)
                     return 0;
-                }
-                x->offset = 0;
-                if (restart_hash(x) < 0) {
-                    x->hash_failed = 1;
-                    return 0;
-                }
             }
         } else {
             x->error_page = 1;
@@ -546,7 +432,7 @@ static size_t on_body(char *buf, size_t size, size_t nitems, void *ud)
         }
         done += (size_t)n;
     }
-    if (done > 0 && hp_feed(x->hp, (const unsigned char *)buf, done) < 0) {
+    if (done > 0 && store_hasher_wrote(x->hasher, buf, done, &x->hash_error) < 0) {
         x->hash_failed = 1;
         return 0;
     }
@@ -640,7 +526,10 @@ static enum outcome run_attempt(struct xfer *x, int *code, genai_error *err)
         goto out;
     }
     if (x->hash_failed) {
-        *code = err_set(err, GENAI_EINTERNAL, "SHA-256 failed");
+        *code = x->hash_error.code < 0 ? x->hash_error.code : GENAI_EINTERNAL;
+        if (err != NULL)
+            *err = x->hash_error;
+        err_prefix(err, "hashing %s.partial", f->dest);
         goto out;
     }
     if (cc == CURLE_ABORTED_BY_CALLBACK && x->stalled) {
@@ -659,11 +548,10 @@ static enum outcome run_attempt(struct xfer *x, int *code, genai_error *err)
         /* The 206 does not continue our bytes: start over next attempt. */
         LOG_WARN(MOD, "%s: 206 starts at %" PRId64 ", wanted %" PRIu64 "; starting over", f->url,
                  x->cr_start, x->offset);
-        if (ftruncate(x->fd, 0) != 0 || restart_hash(x) < 0) {
-            *code = err_errno(err, errno, "truncating %s.partial", f->dest);
+        if (start_over(x) < 0) {
+            *code = start_over_error(x, err);
             goto out;
         }
-        x->offset = 0;
         *code = err_set(err, GENAI_EHTTP, "server sent a range that does not continue the file");
         res = OUT_RETRY;
         goto out;
@@ -695,11 +583,10 @@ static enum outcome run_attempt(struct xfer *x, int *code, genai_error *err)
         }
         LOG_WARN(MOD, "%s: 416 for a partial of %" PRIu64 " bytes; starting over", f->url,
                  x->offset);
-        if (ftruncate(x->fd, 0) != 0 || restart_hash(x) < 0) {
-            *code = err_errno(err, errno, "truncating %s.partial", f->dest);
+        if (start_over(x) < 0) {
+            *code = start_over_error(x, err);
             goto out;
         }
-        x->offset = 0;
         *code = err_set(err, GENAI_EHTTP, "HTTP 416 for a partial file that does not match");
         res = OUT_RETRY;
         goto out;
@@ -718,11 +605,10 @@ static enum outcome run_attempt(struct xfer *x, int *code, genai_error *err)
     }
     if (!x->decided && status == 200 && x->offset > 0) {
         /* An empty 200 to a Range request: the file is empty. */
-        if (ftruncate(x->fd, 0) != 0 || restart_hash(x) < 0) {
-            *code = err_errno(err, errno, "truncating %s.partial", f->dest);
+        if (start_over(x) < 0) {
+            *code = start_over_error(x, err);
             goto out;
         }
-        x->offset = 0;
     }
     if (f->expected_size > 0 && x->offset < f->expected_size) {
         *code = err_set(err, GENAI_EUNAVAILABLE, "body ended at %" PRIu64 " of %" PRIu64 " bytes",
@@ -805,10 +691,8 @@ int store_download(const store_net *net, const store_fetch *f, store_fetch_resul
         err_set(err, rc, "cannot start SHA-256");
         goto close_fd;
     }
-    struct hashpipe hp;
-    memset(&hp, 0, sizeof(hp));
-    hp.hash = &hash;
-    struct xfer x = {.net = net, .f = f, .fd = fd, .hash = &hash, .hp = &hp, .attempt = 1};
+    store_hasher *hasher = NULL;
+    struct xfer x = {.net = net, .f = f, .fd = fd, .attempt = 1};
     if (fstat(fd, &st) != 0) {
         rc = err_errno(err, errno, "fstat %s", partial);
         goto free_hash;
@@ -825,18 +709,16 @@ int store_download(const store_net *net, const store_fetch *f, store_fetch_resul
     if ((rc = check_space(f, have, err)) < 0)
         goto free_hash;
     int resumed = have > 0;
-    if (have > 0) {
-        x.offset = have;
-        report(&x, STORE_PHASE_HASHING, NULL);
-        x.offset = 0;
-        if ((rc = store_sha256_fd(&hash, fd, have, err)) < 0) {
-            err_prefix(err, "re-hashing %s", partial);
-            goto free_hash;
-        }
-        x.offset = have;
-        LOG_INFO(MOD, "resuming %s at %" PRIu64 " bytes", f->url, have);
+    /* The prefix already on disk is re-hashed by the hasher's thread while
+     * the rest downloads. */
+    if ((rc = store_hasher_start(&hasher, &hash, fd, have, err)) < 0) {
+        err_prefix(err, "re-hashing %s", partial);
+        goto free_hash;
     }
-    hp_start(&hp, &hash); /* after the prefix: that one is hashed inline */
+    x.hasher = hasher;
+    x.offset = have;
+    if (have > 0)
+        LOG_INFO(MOD, "resuming %s at %" PRIu64 " bytes", f->url, have);
 
     unsigned fails = 0, requests = 0;
     unsigned backoff = net->backoff_ms;
@@ -882,7 +764,11 @@ int store_download(const store_net *net, const store_fetch *f, store_fetch_resul
 
     report(&x, STORE_PHASE_VERIFYING, NULL);
     char got[STORE_SHA256_HEX];
-    if ((rc = hp_drain(&hp)) < 0 || (rc = store_sha256_final(&hash, got)) < 0) {
+    if ((rc = store_hasher_drain(hasher, err)) < 0) {
+        err_prefix(err, "hashing %s", partial);
+        goto free_hash;
+    }
+    if ((rc = store_sha256_final(&hash, got)) < 0) {
         err_set(err, rc, "SHA-256 failed");
         goto free_hash;
     }
@@ -925,7 +811,7 @@ int store_download(const store_net *net, const store_fetch *f, store_fetch_resul
     out->requests = requests;
     rc = 0;
 free_hash:
-    hp_stop(&hp);
+    store_hasher_stop(hasher);
     store_sha256_free(&hash);
 close_fd:
     if (fd >= 0)

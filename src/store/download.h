@@ -37,7 +37,6 @@
 typedef enum store_phase {
     STORE_PHASE_RESOLVING,   /* asking Hugging Face what to fetch */
     STORE_PHASE_WAITING,     /* another process is pulling the same thing */
-    STORE_PHASE_HASHING,     /* re-hashing the partial file before resuming */
     STORE_PHASE_DOWNLOADING, /* bytes arriving */
     STORE_PHASE_RETRYING,    /* waiting out a backoff after a transient error */
     STORE_PHASE_VERIFYING,   /* digest checked, fsync, rename */

@@ -1,0 +1,182 @@
+/*
+ * hasher.c - hashing a file one step behind its writer (see hasher.h).
+ *
+ * Shared state, under mu: `written` (bytes the writer published), `hashed`
+ * (bytes in the hash), `busy` (the thread is hashing a range outside the
+ * lock), the first error. The thread takes [hashed, written) in slices of at
+ * most STORE_HASHER_SLICE so the writer is woken every few MiB; the writer
+ * waits on `less` while written - hashed exceeds the lag. Restart and drain
+ * wait until hashed == written and the thread is idle, which is what makes
+ * truncating the file afterwards safe.
+ */
+#include "store/hasher.h"
+
+#include "core/alloc.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#define STORE_HASHER_SLICE (8u << 20)
+
+struct store_hasher {
+    store_sha256 *hash;
+    int fd;
+    int threaded;
+    uint64_t written, hashed;
+    int busy, closing;
+    int rc;            /* first error of the thread, 0 when none */
+    genai_error error; /* its detail */
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t more, less;
+};
+
+static void *hasher_main(void *arg)
+{
+    store_hasher *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->closing && (h->hashed == h->written || h->rc < 0))
+            pthread_cond_wait(&h->more, &h->mu);
+        if (h->closing)
+            break;
+        uint64_t off = h->hashed;
+        uint64_t len = h->written - off;
+        if (len > STORE_HASHER_SLICE)
+            len = STORE_HASHER_SLICE;
+        h->busy = 1;
+        pthread_mutex_unlock(&h->mu);
+        genai_error e;
+        genai_error_clear(&e);
+        int rc = store_sha256_range(h->hash, h->fd, off, len, &e);
+        pthread_mutex_lock(&h->mu);
+        h->busy = 0;
+        if (rc < 0 && h->rc == 0) {
+            h->rc = rc;
+            h->error = e;
+        } else if (rc == 0) {
+            h->hashed = off + len;
+        }
+        pthread_cond_broadcast(&h->less);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+int store_hasher_start(store_hasher **out, store_sha256 *hash, int fd, uint64_t have,
+                       genai_error *err)
+{
+    store_hasher *h = mem_calloc(1, sizeof(*h));
+    if (h == NULL)
+        return err_set(err, -ENOMEM, "out of memory");
+    h->hash = hash;
+    h->fd = fd;
+    h->written = have;
+    if (pthread_mutex_init(&h->mu, NULL) == 0) {
+        if (pthread_cond_init(&h->more, NULL) == 0) {
+            if (pthread_cond_init(&h->less, NULL) == 0) {
+                if (pthread_create(&h->thread, NULL, hasher_main, h) == 0) {
+                    h->threaded = 1;
+                    *out = h;
+                    return 0;
+                }
+                pthread_cond_destroy(&h->less);
+            }
+            pthread_cond_destroy(&h->more);
+        }
+        pthread_mutex_destroy(&h->mu);
+    }
+    /* No thread: the same results, hashed on the caller's thread. */
+    int rc = store_sha256_fd(hash, fd, have, err);
+    if (rc < 0) {
+        mem_free(h);
+        return rc;
+    }
+    h->hashed = have;
+    *out = h;
+    return 0;
+}
+
+/* Called with mu held: the thread's error, copied out. */
+static int thread_error(const store_hasher *h, genai_error *err)
+{
+    if (err != NULL)
+        *err = h->error;
+    return h->rc;
+}
+
+int store_hasher_wrote(store_hasher *h, const void *buf, size_t len, genai_error *err)
+{
+    if (len == 0)
+        return 0;
+    if (!h->threaded) {
+        int rc = store_sha256_update(h->hash, buf, len);
+        if (rc < 0)
+            return err_set(err, rc, "SHA-256 update failed");
+        h->written += len;
+        h->hashed = h->written;
+        return 0;
+    }
+    pthread_mutex_lock(&h->mu);
+    h->written += len;
+    pthread_cond_signal(&h->more);
+    while (h->rc == 0 && h->written - h->hashed > STORE_HASHER_LAG)
+        pthread_cond_wait(&h->less, &h->mu);
+    int rc = h->rc < 0 ? thread_error(h, err) : 0;
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+int store_hasher_drain(store_hasher *h, genai_error *err)
+{
+    if (!h->threaded)
+        return 0;
+    pthread_mutex_lock(&h->mu);
+    while (h->rc == 0 && (h->hashed < h->written || h->busy))
+        pthread_cond_wait(&h->less, &h->mu);
+    /* After an error the thread may still be inside a range: wait it out. */
+    while (h->busy)
+        pthread_cond_wait(&h->less, &h->mu);
+    int rc = h->rc < 0 ? thread_error(h, err) : 0;
+    pthread_mutex_unlock(&h->mu);
+    return rc;
+}
+
+int store_hasher_restart(store_hasher *h, genai_error *err)
+{
+    int rc = store_hasher_drain(h, err);
+    if (rc < 0)
+        return rc;
+    char scratch[STORE_SHA256_HEX];
+    if ((rc = store_sha256_final(h->hash, scratch)) < 0) /* final() restarts the context */
+        return err_set(err, rc, "SHA-256 failed");
+    if (h->threaded)
+        pthread_mutex_lock(&h->mu);
+    h->written = h->hashed = 0;
+    if (h->threaded)
+        pthread_mutex_unlock(&h->mu);
+    return 0;
+}
+
+uint64_t store_hasher_written(const store_hasher *h)
+{
+    return h->written; /* only the writer thread changes it */
+}
+
+void store_hasher_stop(store_hasher *h)
+{
+    if (h == NULL)
+        return;
+    if (h->threaded) {
+        pthread_mutex_lock(&h->mu);
+        h->closing = 1;
+        pthread_cond_signal(&h->more);
+        pthread_mutex_unlock(&h->mu);
+        pthread_join(h->thread, NULL);
+        pthread_mutex_destroy(&h->mu);
+        pthread_cond_destroy(&h->more);
+        pthread_cond_destroy(&h->less);
+    }
+    mem_free(h);
+}
