@@ -621,7 +621,7 @@ static int parse_image(svc_wait *w, const json_t *body, genai_error *err)
         r->height = ht;
     }
     int has;
-    uint64_t v;
+    uint64_t v = 0;
     if ((rc = get_uint(body, "n", IMG_BATCH_MAX, &has, &v, err)) < 0)
         return rc;
     if (has && v == 0)

@@ -341,7 +341,7 @@ static int check_len(const uint8_t first[8], uint64_t file_size, uint64_t *hlen,
 int dm_st_parse_buffer(const void *data, size_t len, dm_st_file **out, genai_error *err)
 {
     const uint8_t *p = data;
-    uint64_t hlen;
+    uint64_t hlen = 0;
     if (len < 8)
         return err_set(err, GENAI_ECORRUPT, "%zu bytes: shorter than the 8-byte header length",
                        len);
@@ -384,7 +384,7 @@ int dm_st_open(const char *path, dm_st_file **out, genai_error *err)
         rc = err_set(err, GENAI_EBAD_ARG, "%s: not a regular file", path);
         goto out_fd;
     }
-    uint64_t size = (uint64_t)st.st_size, hlen;
+    uint64_t size = (uint64_t)st.st_size, hlen = 0;
     uint8_t first[8];
     if (size < 8) {
         rc = err_set(err, GENAI_ECORRUPT,

@@ -919,7 +919,7 @@ static int get_num(const gguf_kv *kv, uint64_t i, struct num *out, genai_error *
 
 int gguf_kv_u64(const gguf_kv *kv, uint64_t i, uint64_t *out, genai_error *err)
 {
-    struct num n;
+    struct num n = {0};
     int rc = get_num(kv, i, &n, err);
     if (rc < 0)
         return rc;
@@ -938,7 +938,7 @@ int gguf_kv_u64(const gguf_kv *kv, uint64_t i, uint64_t *out, genai_error *err)
 
 int gguf_kv_i64(const gguf_kv *kv, uint64_t i, int64_t *out, genai_error *err)
 {
-    struct num n;
+    struct num n = {0};
     int rc = get_num(kv, i, &n, err);
     if (rc < 0)
         return rc;
@@ -957,7 +957,7 @@ int gguf_kv_i64(const gguf_kv *kv, uint64_t i, int64_t *out, genai_error *err)
 
 int gguf_kv_f64(const gguf_kv *kv, uint64_t i, double *out, genai_error *err)
 {
-    struct num n;
+    struct num n = {0};
     int rc = get_num(kv, i, &n, err);
     if (rc < 0)
         return rc;
@@ -1035,7 +1035,7 @@ int gguf_get_u64(const gguf_file *f, const char *key, uint64_t *out, genai_error
 
 int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *out, genai_error *err)
 {
-    uint64_t v;
+    uint64_t v = 0;
     int rc = gguf_get_u64(f, key, &v, err);
     if (rc < 0)
         return rc;
@@ -1065,7 +1065,7 @@ int gguf_get_bool(const gguf_file *f, const char *key, int *out, genai_error *er
     const gguf_kv *kv = find_scalar(f, key, err, &rc);
     if (kv == NULL)
         return rc;
-    uint64_t v;
+    uint64_t v = 0;
     if ((rc = gguf_kv_u64(kv, 0, &v, err)) < 0)
         return rc;
     *out = v != 0;

@@ -133,7 +133,7 @@ static int split_key(const gguf_file *f, const char *key, uint64_t *out, genai_e
 static int check_shard(gguf_model *m, uint32_t i, uint32_t n, genai_error *err)
 {
     const gguf_file *f = m->files[i];
-    uint64_t count, no;
+    uint64_t count = 0, no = 0;
     int rc;
     if ((rc = split_key(f, "split.count", &count, err)) < 0 ||
         (rc = split_key(f, "split.no", &no, err)) < 0)
@@ -184,7 +184,7 @@ static int open_split(const char *path, size_t prefix_len, uint32_t n, gguf_mode
         }
     }
     model_totals(m);
-    uint64_t total;
+    uint64_t total = 0;
     if ((rc = split_key(m->files[0], "split.tensors.count", &total, err)) < 0)
         goto fail;
     if (total != UINT64_MAX && total != m->n_tensors) {
@@ -214,7 +214,7 @@ int gguf_model_open(const char *path, gguf_model **out, genai_error *err)
     int rc = gguf_open(path, &f, err);
     if (rc < 0)
         return rc;
-    uint64_t n;
+    uint64_t n = 0;
     if ((rc = split_key(f, "split.count", &n, err)) < 0) {
         err_prefix(err, "%s", path);
         gguf_close(f);

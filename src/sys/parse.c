@@ -176,7 +176,7 @@ int probe_parse_meminfo(const char *text, size_t len, probe_host_memory *mem)
         for (size_t k = 0; k < sizeof(keys) / sizeof(keys[0]); k++) {
             if (!span_eq(key, keys[k].key) || (known & keys[k].bit))
                 continue;
-            uint64_t v, bytes;
+            uint64_t v = 0, bytes;
             size_t used = parse_u64(value, &v);
             span unit = {value.p + used, value.n - used};
             unit = trim(unit);
@@ -403,7 +403,7 @@ int probe_parse_proc_cgroup(const char *text, size_t len, probe_cgroup_paths *ou
         span id = {line.p, (size_t)(c1 - line.p)};
         span ctl = {c1 + 1, (size_t)(c2 - c1 - 1)};
         span path = {c2 + 1, line.n - (size_t)(c2 + 1 - line.p)};
-        uint64_t idv;
+        uint64_t idv = 0;
         if (parse_u64(id, &idv) != id.n)
             return GENAI_ECORRUPT;
         if (idv == 0 && ctl.n == 0) {
@@ -524,7 +524,7 @@ int probe_parse_cgroup_value(const char *text, size_t len, uint64_t *value)
         *value = UINT64_MAX;
         return 0;
     }
-    uint64_t v;
+    uint64_t v = 0;
     if (s.n == 0 || parse_u64(s, &v) != s.n)
         return GENAI_ECORRUPT;
     *value = v >= CGROUP_V1_UNLIMITED ? UINT64_MAX : v;
@@ -541,7 +541,7 @@ int probe_parse_cpu_max(const char *text, size_t len, uint64_t *quota, uint64_t 
         return GENAI_ECORRUPT;
     span a = {s.p, (size_t)(sp - s.p)};
     span b = trim((span){sp + 1, s.n - a.n - 1});
-    uint64_t q, p;
+    uint64_t q = 0, p = 0;
     if (span_eq(a, "max"))
         q = UINT64_MAX;
     else if (a.n == 0 || parse_u64(a, &q) != a.n)

@@ -7,6 +7,9 @@
  * but GENAI_EBAD_ARG. The corpus (tests/http/corpus_requests/) is replayed
  * by the normal test suite.
  */
+/* The assertions are what this target checks: keep them in every build
+ * type, NDEBUG (CMake's Release) included. */
+#undef NDEBUG
 #include "api/service.h"
 #include "core/alloc.h"
 #include "http/guard.h"
