@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # Builds genai and runs the whole test suite twice: a normal build (warnings
 # as errors, assertions on) and an AddressSanitizer + UndefinedBehaviorSanitizer
-# build. Installs missing system packages first.
+# build; then compiles a Release build (-O3, NDEBUG), whose extra warnings
+# (maybe-uninitialized) are errors too. Installs missing system packages first.
 #
-#   scripts/test.sh            both builds
+#   scripts/test.sh            all three
 #   scripts/test.sh normal     only the normal build
 #   scripts/test.sh asan       only the sanitizer build
+#   scripts/test.sh release    only the Release compile
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -32,4 +34,9 @@ if [ "$which" = all ] || [ "$which" = asan ]; then
   export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1:strict_string_checks=1
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGENAI_SANITIZE=ON
+fi
+if [ "$which" = all ] || [ "$which" = release ]; then
+  echo "== Release build (compile only) =="
+  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build build-release -j"$jobs"
 fi
