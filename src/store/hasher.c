@@ -4,8 +4,11 @@
  * Shared state, under mu: `written` (bytes the writer published), `hashed`
  * (bytes in the hash), `busy` (the thread is hashing a range outside the
  * lock), the first error. The thread takes [hashed, written) in slices of at
- * most STORE_HASHER_SLICE so the writer is woken every few MiB; the writer
- * waits on `less` while written - hashed exceeds the lag. Restart and drain
+ * most STORE_HASHER_SLICE so the writer is woken every few MiB; once the
+ * prefix that was on disk at the start is hashed, the writer waits on `less`
+ * while written - hashed exceeds the lag. (While the prefix is being hashed
+ * the writer does not wait: a resumed download of a big file would otherwise
+ * stall for the whole re-hash.) Restart and drain
  * wait until hashed == written and the thread is idle, which is what makes
  * truncating the file afterwards safe.
  */
@@ -24,6 +27,7 @@ struct store_hasher {
     int fd;
     int threaded;
     uint64_t written, hashed;
+    uint64_t prefix; /* bytes on disk at start or restart: no lag limit while hashing them */
     int busy, closing;
     int rc;            /* first error of the thread, 0 when none */
     genai_error error; /* its detail */
@@ -73,6 +77,7 @@ int store_hasher_start(store_hasher **out, store_sha256 *hash, int fd, uint64_t 
     h->hash = hash;
     h->fd = fd;
     h->written = have;
+    h->prefix = have;
     if (pthread_mutex_init(&h->mu, NULL) == 0) {
         if (pthread_cond_init(&h->more, NULL) == 0) {
             if (pthread_cond_init(&h->less, NULL) == 0) {
@@ -121,7 +126,7 @@ int store_hasher_wrote(store_hasher *h, const void *buf, size_t len, genai_error
     pthread_mutex_lock(&h->mu);
     h->written += len;
     pthread_cond_signal(&h->more);
-    while (h->rc == 0 && h->written - h->hashed > STORE_HASHER_LAG)
+    while (h->rc == 0 && h->hashed >= h->prefix && h->written - h->hashed > STORE_HASHER_LAG)
         pthread_cond_wait(&h->less, &h->mu);
     int rc = h->rc < 0 ? thread_error(h, err) : 0;
     pthread_mutex_unlock(&h->mu);
@@ -153,7 +158,7 @@ int store_hasher_restart(store_hasher *h, genai_error *err)
         return err_set(err, rc, "SHA-256 failed");
     if (h->threaded)
         pthread_mutex_lock(&h->mu);
-    h->written = h->hashed = 0;
+    h->written = h->hashed = h->prefix = 0;
     if (h->threaded)
         pthread_mutex_unlock(&h->mu);
     return 0;

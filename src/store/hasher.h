@@ -9,8 +9,11 @@
  * hashing and no extra copy, and a resumed download hashes the prefix already
  * on disk while the rest arrives instead of before asking for it.
  *
- * The writer may run at most STORE_HASHER_LAG bytes ahead; past that
- * store_hasher_wrote waits, so the bytes are still in memory when hashed.
+ * Once the prefix that was on disk at the start is hashed, the writer may
+ * run at most STORE_HASHER_LAG bytes ahead; past that store_hasher_wrote
+ * waits, so the bytes are still in memory when hashed. While the prefix is
+ * being hashed the writer never waits (the backlog may then grow past the
+ * lag, and is hashed from disk if the page cache let it go).
  * Without a thread (none could be started) every call hashes inline and the
  * results are the same.
  *
