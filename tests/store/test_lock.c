@@ -199,8 +199,8 @@ static int worker(const char *lock, const char *inside, const char *counter)
         int fd = open(counter, O_RDWR | O_CLOEXEC);
         if (fd < 0 || pread(fd, buf, sizeof(buf) - 1, 0) < 0)
             return 4;
-        int n = atoi(buf) + 1;
-        int len = snprintf(buf, sizeof(buf), "%d\n", n);
+        long n = strtol(buf, NULL, 10) + 1;
+        int len = snprintf(buf, sizeof(buf), "%ld\n", n);
         if (pwrite(fd, buf, (size_t)len, 0) != len)
             return 4;
         close(fd);
@@ -235,7 +235,7 @@ static void test_processes_exclude_each_other(void **state)
     unsigned char *b = tu_read(counter, &n);
     assert_non_null(b);
     b[n] = '\0';
-    assert_int_equal(atoi((char *)b), WORKERS * ROUNDS);
+    assert_int_equal(strtol((char *)b, NULL, 10), WORKERS * ROUNDS);
     free(b);
     assert_int_equal(tu_size(f->lock), -1);
 }
