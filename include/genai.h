@@ -207,6 +207,13 @@ typedef struct genai_pull_options {
     int allow_http;     /* permit plain http:// (tests, local mirrors) */
     genai_pull_progress_fn progress; /* NULL: no progress */
     void *userdata;                  /* for progress */
+    /* A diffusion model's other files, as NULL-terminated "role=REF" strings
+     * (role clip_l, clip_g, t5xxl or vae; REF hf://owner/repo/path/file[@REV]
+     * or a URL), or NULL. They imply kind "diffusion" (kind "llm" with
+     * components: GENAI_EBAD_ARG); every reference is resolved before the
+     * first download, and a set its family finds incomplete is refused with
+     * GENAI_ENOT_FOUND naming the role (the files stay for the next pull). */
+    const char *const *components;
 } genai_pull_options;
 
 /*

@@ -403,6 +403,36 @@ static void pulls_remove(genai *g, api_pull *p)
     pthread_mutex_unlock(&g->mu);
 }
 
+/* One component per role: clip_l, clip_g, t5xxl, vae. */
+#define API_PULL_MAX_COMPONENTS 4
+
+/* Splits the NULL-terminated "role=REF" strings of genai_pull_options into
+ * comps (room for API_PULL_MAX_COMPONENTS; roles copied into roles[i], refs
+ * pointing into the caller's strings); *n gets how many. The store checks
+ * the roles and references themselves. */
+static int pull_components(const char *const *list, store_pull_component *comps, char roles[][16],
+                           size_t *n, genai_error *err)
+{
+    size_t k = 0;
+    for (; list != NULL && list[k] != NULL; k++) {
+        const char *eq = strchr(list[k], '=');
+        size_t rl = eq != NULL ? (size_t)(eq - list[k]) : 0;
+        if (k == API_PULL_MAX_COMPONENTS)
+            return err_set(err, GENAI_EBAD_ARG,
+                           "genai_model_pull: more than %d components (one each of clip_l, "
+                           "clip_g, t5xxl, vae)",
+                           API_PULL_MAX_COMPONENTS);
+        if (eq == NULL || rl == 0 || rl >= sizeof(roles[k]))
+            return err_set(err, GENAI_EBAD_ARG,
+                           "genai_model_pull: component '%.80s' is not \"role=REF\"", list[k]);
+        memcpy(roles[k], list[k], rl);
+        roles[k][rl] = '\0';
+        comps[k] = (store_pull_component){roles[k], eq + 1, NULL};
+    }
+    *n = k;
+    return 0;
+}
+
 int genai_model_pull(genai *g, const genai_pull_options *opts, char **json_out, genai_error *err)
 {
     CHECK_G(g, err, "genai_model_pull");
@@ -413,9 +443,18 @@ int genai_model_pull(genai *g, const genai_pull_options *opts, char **json_out, 
                          .name = opts->name,
                          .kind = STORE_KIND_LLM,
                          .sha256 = opts->sha256};
+    store_pull_component comps[API_PULL_MAX_COMPONENTS];
+    char roles[API_PULL_MAX_COMPONENTS][16];
     int rc;
     if (opts->kind != NULL && (rc = store_kind_parse(opts->kind, &o.kind)) < 0)
         return err_set(err, rc, "kind '%s' is neither 'llm' nor 'diffusion'", opts->kind);
+    if ((rc = pull_components(opts->components, comps, roles, &o.n_components, err)) < 0)
+        return rc;
+    if (o.n_components > 0) {
+        o.components = comps;
+        if (opts->kind == NULL) /* components imply diffusion; "llm" is refused by the store */
+            o.kind = STORE_KIND_DIFFUSION;
+    }
 
     api_pull p = {.fn = opts->progress, .userdata = opts->userdata};
     atomic_init(&p.cancel, 0);

@@ -2,11 +2,16 @@
  * cmd_pull.c - `genai pull REF`: download a model into the store.
  *
  * REF is hf://owner/repo/path/file.gguf[@rev], owner/repo[:QUANT][@rev] or an
- * https URL (http with --allow-http). Progress goes to stderr: a bar on a
- * terminal, JSON lines with --json (the final model then goes to stdout as
- * one JSON line too). Ctrl-C (SIGINT) or SIGTERM sets the cancel flag; the
- * download stops within a second and keeps its partial file, and the next
- * pull resumes it. Exit status 130 after a cancel.
+ * https URL (http with --allow-http). A diffusion model made of several files
+ * names its other files with --vae, --clip-l, --clip-g and --t5xxl (the flags
+ * of `genai add`), each an hf://owner/repo/path/file or a URL; they imply
+ * --kind diffusion, and the set must then be whole (store_pull).
+ *
+ * Progress goes to stderr: a bar on a terminal, JSON lines with --json (the
+ * final model then goes to stdout as one JSON line too). Ctrl-C (SIGINT) or
+ * SIGTERM sets the cancel flag; the download stops within a second and keeps
+ * its partial file, and the next pull resumes it. Exit status 130 after a
+ * cancel.
  */
 #include "cli.h"
 #include "api/shapes.h"
@@ -57,12 +62,19 @@ static void on_progress(const store_progress *p, void *ud)
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: genai pull REF [--name ID] [--display-name TEXT] [--kind llm|diffusion]\n"
+                 "                      [--vae REF] [--clip-l REF] [--clip-g REF] [--t5xxl REF]\n"
                  "                      [--sha256 HEX] [--allow-http] [--json]\n\n"
                  "REF is one of:\n"
                  "  owner/repo[:QUANT][@REV]             the GGUF file of that quantization\n"
                  "                                       (default Q4_K_M) on Hugging Face\n"
                  "  hf://owner/repo/path/file.gguf[@REV] one file (all shards if split)\n"
                  "  https://host/path/file.gguf          any URL (--sha256 to verify it)\n\n"
+                 "A diffusion model in several files (Flux: the diffusion model, CLIP-L and\n"
+                 "T5-XXL encoders, a VAE) names its other files with --vae, --clip-l,\n"
+                 "--clip-g and --t5xxl, each hf://owner/repo/path/file[@REV] or a URL; they\n"
+                 "imply --kind diffusion. Every reference is resolved before the first\n"
+                 "download, and a set missing a part its family needs is refused (the files\n"
+                 "already pulled stay and are not downloaded again).\n\n"
                  "Downloads resume after an interruption; files are verified with SHA-256\n"
                  "before they are registered. HF_TOKEN is sent to Hugging Face only.\n"
                  "GENAI_HF_ENDPOINT overrides https://huggingface.co.\n");
@@ -78,14 +90,34 @@ static const char *flag_value(int argc, char **argv, int *i, const char *name)
     return NULL;
 }
 
+/* The component flags, as `genai add` spells them, in role order. */
+static const struct {
+    const char *flag;
+    const char *role;
+} components[] = {
+    {"--clip-l", "clip_l"}, {"--clip-g", "clip_g"}, {"--t5xxl", "t5xxl"}, {"--vae", "vae"}};
+#define N_COMPONENTS (sizeof(components) / sizeof(components[0]))
+
 int cmd_pull(int argc, char **argv)
 {
     store_pull_opts o = {0};
+    store_pull_component comps[N_COMPONENTS];
     int json = 0, allow_http = 0;
     const char *kind = NULL;
     for (int i = 1; i < argc; i++) {
-        const char *v;
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+        const char *v = NULL;
+        size_t c;
+        for (c = 0; c < N_COMPONENTS; c++) {
+            if ((v = flag_value(argc, argv, &i, components[c].flag)) != NULL)
+                break;
+        }
+        if (v != NULL) {
+            for (size_t k = 0; k < o.n_components; k++) {
+                if (strcmp(comps[k].role, components[c].role) == 0)
+                    return cli_usage_error("pull", "%s given twice", components[c].flag);
+            }
+            comps[o.n_components++] = (store_pull_component){components[c].role, v, NULL};
+        } else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
             usage(stdout);
             return CLI_OK;
         } else if (strcmp(argv[i], "--json") == 0) {
@@ -112,6 +144,14 @@ int cmd_pull(int argc, char **argv)
         return cli_usage_error("pull", "what should I pull?");
     if (kind != NULL && store_kind_parse(kind, &o.kind) < 0)
         return cli_usage_error("pull", "--kind is llm or diffusion, not '%s'", kind);
+    if (o.n_components > 0) {
+        /* As `genai add`: components imply diffusion; an LLM has none. */
+        if (kind == NULL)
+            o.kind = STORE_KIND_DIFFUSION;
+        else if (o.kind != STORE_KIND_DIFFUSION)
+            return cli_usage_error("pull", "components (--vae ...) belong to --kind diffusion");
+        o.components = comps;
+    }
 
     store_net net;
     store_net_defaults(&net);
@@ -153,6 +193,9 @@ int cmd_pull(int argc, char **argv)
             }
         }
         cli_report("pull", rc, &e);
+        if (rc == GENAI_ENOT_FOUND && o.n_components > 0)
+            fprintf(stderr, "A diffusion model's other files go with --clip-l, --clip-g, "
+                            "--t5xxl and --vae.\n");
         status = rc == GENAI_ECANCELLED ? 130 : CLI_FAIL;
     } else if (json) {
         json_t *ev = json_pack("{s:s, s:b, s:o}", "event", "done", "already_present", rc == 1,

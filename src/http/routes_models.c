@@ -9,16 +9,21 @@
  * store, does one thing, closes it, and the after-work callback replies on
  * the loop thread.
  *
- * A pull is longer lived. Its worker runs store_pull, whose progress
- * callback (on the worker) formats an SSE event and queues it under the
- * pull's mutex, replacing a queued "progress" event of the same phase and
- * file rather than growing the queue (a slow client sees the latest
- * numbers, not a backlog), and posts one flush message to the loop unless
- * one is already pending. The loop drains the queue into the stream. When
- * the worker finishes, the after-work callback drains what is left, writes
- * "done" or "error" and ends the stream. The pull is freed by whichever of
- * the after-work callback and the last flush message comes last (a count
- * under the mutex). No libuv handle is involved, so a loop that stops
+ * A pull is longer lived. Its body may name a diffusion model's other
+ * files, "components": {"vae": "hf://...", ...}, checked here (a role other
+ * than clip_l, clip_g, t5xxl, vae or a value that is not a string is a 400
+ * naming the key); components imply kind "diffusion".
+ *
+ * Its worker runs store_pull, whose progress callback (on the worker)
+ * formats an SSE event and queues it under the pull's mutex, replacing a
+ * queued "progress" event of the same phase and file rather than growing
+ * the queue (a slow client sees the latest numbers, not a backlog), and
+ * posts one flush message to the loop unless one is already pending. The
+ * loop drains the queue into the stream. When the worker finishes, the
+ * after-work callback drains what is left, writes "done" or "error" and
+ * ends the stream. The pull is freed by whichever of the after-work
+ * callback and the last flush message comes last (a count under the
+ * mutex). No libuv handle is involved, so a loop that stops
  * while a pull runs has nothing of the pull's to close.
  *
  * Disconnects: a client that goes away does not cancel the pull (the
@@ -33,6 +38,7 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/sbuf.h"
+#include "diffusion/model_file.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -257,6 +263,9 @@ typedef struct pull {
     char *ref, *id, *name, *sha256;
     store_kind kind;
     int allow_http;
+    const char *comp_role[DM_ROLE__COUNT]; /* static: dm_role_name() */
+    char *comp_ref[DM_ROLE__COUNT];
+    size_t n_comp;
 
     /* Worker only. */
     uint64_t last_post_ms;
@@ -307,6 +316,8 @@ static void pull_free(pull *p)
     mem_free(p->id);
     mem_free(p->name);
     mem_free(p->sha256);
+    for (size_t i = 0; i < p->n_comp; i++)
+        mem_free(p->comp_ref[i]);
     mem_free(p);
 }
 
@@ -417,8 +428,16 @@ static void pull_run(uv_work_t *w)
     net.cancel = &p->cancel;
     net.progress = on_progress;
     net.userdata = p;
-    store_pull_opts o = {
-        .ref = p->ref, .id = p->id, .name = p->name, .kind = p->kind, .sha256 = p->sha256};
+    store_pull_component comps[DM_ROLE__COUNT];
+    for (size_t i = 0; i < p->n_comp; i++)
+        comps[i] = (store_pull_component){p->comp_role[i], p->comp_ref[i], NULL};
+    store_pull_opts o = {.ref = p->ref,
+                         .id = p->id,
+                         .name = p->name,
+                         .kind = p->kind,
+                         .sha256 = p->sha256,
+                         .components = comps,
+                         .n_components = p->n_comp};
     p->rc = store_pull(s, &net, &o, &p->model, &p->err);
     p->have_model = p->rc >= 0;
     store_close(s);
@@ -538,6 +557,47 @@ static int opt_string(http_request *req, json_t *body, const char *key, char **o
     return 0;
 }
 
+/* Copies the optional "components" object, {"vae": "hf://...", ...}; 0, or
+ * -1 after replying 400 naming the key at fault. */
+static int opt_components(http_request *req, json_t *body, pull *p)
+{
+    json_t *v = json_object_get(body, "components");
+    if (v == NULL || json_is_null(v))
+        return 0;
+    if (!json_is_object(v)) {
+        http_reply_error(req, 400, "bad_request", "\"components\" must be an object",
+                         "{\"components\": {\"vae\": \"hf://owner/repo/ae.safetensors\"}}");
+        return -1;
+    }
+    const char *key;
+    json_t *ref;
+    json_object_foreach(v, key, ref)
+    {
+        char msg[160];
+        enum dm_role role;
+        if (dm_role_parse(key, &role, NULL) < 0 || role == DM_ROLE_MODEL) {
+            snprintf(msg, sizeof(msg), "\"components\": unknown role \"%.64s\"", key);
+            http_reply_error(req, 400, "bad_request", msg, "clip_l, clip_g, t5xxl or vae");
+            return -1;
+        }
+        if (!json_is_string(ref) || json_string_length(ref) == 0) {
+            snprintf(msg, sizeof(msg), "\"components\": \"%s\" must be a reference (a string)",
+                     key);
+            http_reply_error(req, 400, "bad_request", msg, "hf://owner/repo/path/file or a URL");
+            return -1;
+        }
+        /* An object holds each key once, and there are DM_ROLE__COUNT - 1
+         * component roles, so this never runs out of room. */
+        p->comp_role[p->n_comp] = dm_role_name(role);
+        if ((p->comp_ref[p->n_comp] = mem_strdup(json_string_value(ref))) == NULL) {
+            http_reply_error(req, 500, "internal", "out of memory", NULL);
+            return -1;
+        }
+        p->n_comp++;
+    }
+    return 0;
+}
+
 void http_h_api_model_pull(http_request *req)
 {
     json_t *body = http_req_json(req);
@@ -555,7 +615,8 @@ void http_h_api_model_pull(http_request *req)
     char *kind = NULL;
     if (opt_string(req, body, "ref", &p->ref) < 0 || opt_string(req, body, "id", &p->id) < 0 ||
         opt_string(req, body, "name", &p->name) < 0 ||
-        opt_string(req, body, "sha256", &p->sha256) < 0 || opt_string(req, body, "kind", &kind) < 0)
+        opt_string(req, body, "sha256", &p->sha256) < 0 ||
+        opt_string(req, body, "kind", &kind) < 0 || opt_components(req, body, p) < 0)
         goto fail_replied;
     if (p->ref == NULL || p->ref[0] == '\0') {
         http_reply_error(req, 400, "bad_request", "\"ref\" is required",
@@ -566,6 +627,16 @@ void http_h_api_model_pull(http_request *req)
         http_reply_error(req, 400, "bad_request", "\"kind\" must be \"llm\" or \"diffusion\"",
                          NULL);
         goto fail_replied;
+    }
+    if (p->n_comp > 0) {
+        /* Components imply a diffusion model; an LLM has none. */
+        if (kind == NULL) {
+            p->kind = STORE_KIND_DIFFUSION;
+        } else if (p->kind != STORE_KIND_DIFFUSION) {
+            http_reply_error(req, 400, "bad_request",
+                             "\"components\" belong to a model of kind \"diffusion\"", NULL);
+            goto fail_replied;
+        }
     }
     if (p->sha256 != NULL && !store_sha256_is_hex(p->sha256)) {
         http_reply_error(req, 400, "bad_request", "\"sha256\" must be 64 hex digits", NULL);

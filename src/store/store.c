@@ -2,12 +2,19 @@
  * store.c - pull, add and remove models (see store.h).
  *
  * store_pull in order:
- *   1. resolve the reference to a list of files (Hugging Face: pinned commit,
- *      LFS digests and sizes; URL: one file with the digest the user gave);
+ *   1. check every reference's form (the main one and a diffusion model's
+ *      components), then resolve each to files (Hugging Face: pinned
+ *      commit, LFS digests and sizes; URL: one file with the digest the
+ *      user gave), so that a bad fourth reference fails before any
+ *      download; the plan lists the main file(s), then one file per
+ *      component in role order;
  *   2. take locks/<id>.lock; if the id is registered meanwhile, return it;
  *   3. per file, under <dest>.lock: keep an existing complete file whose
  *      digest matches, else store_download it (verify, fsync, rename);
- *   4. register every file in one transaction (store_db_put_model).
+ *   4. a diffusion model's files are inspected (with components given, a
+ *      known family missing one is refused here: the files stay, verified,
+ *      for the next pull), then every file is registered in one
+ *      transaction (store_db_put_model), each with its role and its URL.
  * A crash anywhere leaves either nothing registered (and resumable partial
  * files) or a complete registration; never a row without its file.
  */
@@ -28,6 +35,7 @@
 #include <jansson.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,6 +146,7 @@ int store_id_from_name(const char *file, char *out, size_t outsz)
 
 /* One file of a pull plan. */
 struct item {
+    const char *role; /* static: dm_role_name() */
     char *url;
     char *dest;
     char *name;
@@ -165,8 +174,8 @@ static void plan_free(struct plan *p)
     mem_free(p->hf_repo);
 }
 
-static int plan_add(struct plan *p, const char *url, const char *dest, const char *name,
-                    const char *sha, uint64_t size, genai_error *err)
+static int plan_add(struct plan *p, enum dm_role role, const char *url, const char *dest,
+                    const char *name, const char *sha, uint64_t size, genai_error *err)
 {
     struct item *nv = mem_reallocarray(p->items, p->n + 1, sizeof(*nv));
     if (nv == NULL)
@@ -174,6 +183,7 @@ static int plan_add(struct plan *p, const char *url, const char *dest, const cha
     p->items = nv;
     struct item *it = &p->items[p->n];
     memset(it, 0, sizeof(*it));
+    it->role = dm_role_name(role);
     it->url = mem_strdup(url);
     it->dest = mem_strdup(dest);
     it->name = mem_strdup(name);
@@ -190,18 +200,30 @@ static int plan_add(struct plan *p, const char *url, const char *dest, const cha
     return 0;
 }
 
-static int plan_hf(store *s, const store_net *net, const char *ref, struct plan *p,
-                   genai_error *err)
+/* Adds the files ref names. The main reference (role model) may be a split
+ * model and gives the model row its repository and commit; a component is
+ * exactly one file. */
+static int plan_hf(store *s, const store_net *net, const char *ref, enum dm_role role,
+                   struct plan *p, genai_error *err)
 {
     store_hf_ref r;
     store_hf_plan hp;
     int rc;
     if ((rc = store_hf_parse(ref, &r, err)) < 0 || (rc = store_hf_resolve(net, &r, &hp, err)) < 0)
         return rc;
-    memcpy(p->commit, hp.commit, sizeof(p->commit));
-    if ((p->hf_repo = mem_strdup(r.repo)) == NULL) {
-        rc = err_set(err, -ENOMEM, "out of memory");
-        goto out;
+    if (role != DM_ROLE_MODEL) {
+        if (hp.n_files != 1) {
+            rc = err_set(err, GENAI_EBAD_ARG,
+                         "component %s: %s is one shard of a split model; a component is one file",
+                         dm_role_name(role), ref);
+            goto out;
+        }
+    } else {
+        memcpy(p->commit, hp.commit, sizeof(p->commit));
+        if ((p->hf_repo = mem_strdup(r.repo)) == NULL) {
+            rc = err_set(err, -ENOMEM, "out of memory");
+            goto out;
+        }
     }
     for (size_t i = 0; i < hp.n_files; i++) {
         char dest[PATHS_MAX];
@@ -211,7 +233,7 @@ static int plan_hf(store *s, const store_net *net, const char *ref, struct plan 
             rc = err_set(err, -ENAMETOOLONG, "path too long for %s", f->path);
             goto out;
         }
-        if ((rc = plan_add(p, f->url, dest, f->path, f->sha256, f->size, err)) < 0)
+        if ((rc = plan_add(p, role, f->url, dest, f->path, f->sha256, f->size, err)) < 0)
             goto out;
     }
 out:
@@ -219,9 +241,10 @@ out:
     return rc;
 }
 
-static int plan_url(store *s, const store_pull_opts *o, struct plan *p, genai_error *err)
+/* Adds the one file a URL names, with the digest the caller gave (or NULL). */
+static int plan_url(store *s, const char *u, const char *sha256, enum dm_role role, struct plan *p,
+                    genai_error *err)
 {
-    const char *u = o->ref;
     const char *host = strstr(u, "://");
     if (host == NULL)
         return err_set(err, GENAI_EBAD_ARG, "'%s' is neither a URL nor a Hugging Face reference",
@@ -253,9 +276,133 @@ static int plan_url(store *s, const store_pull_opts *o, struct plan *p, genai_er
     if ((size_t)snprintf(dest, sizeof(dest), "%s/models/url/%s/%s", s->data, hostname, file) >=
         sizeof(dest))
         return err_set(err, -ENAMETOOLONG, "path too long");
-    if (o->sha256 != NULL && !store_sha256_is_hex(o->sha256))
+    if (sha256 != NULL && !store_sha256_is_hex(sha256))
         return err_set(err, GENAI_EBAD_ARG, "--sha256 needs 64 hex digits");
-    return plan_add(p, u, dest, file, o->sha256, 0, err);
+    return plan_add(p, role, u, dest, file, sha256, 0, err);
+}
+
+/* The rule store_download applies, checked before any request so that a
+ * refused component URL costs no download of the files before it. */
+static int url_scheme_ok(const store_net *net, const char *url, genai_error *err)
+{
+    if (strncasecmp(url, "https://", 8) == 0)
+        return 0;
+    if (strncasecmp(url, "http://", 7) == 0) {
+        if (net->allow_http)
+            return 0;
+        return err_set(err, GENAI_EHTTP,
+                       "refusing plain http for %s (allow it explicitly, e.g. --allow-http)", url);
+    }
+    return err_set(err, GENAI_EBAD_ARG, "not an http(s) URL: %s", url);
+}
+
+/* A component's reference without asking the network: one Hub file
+ * (hf://owner/repo/path/file[@rev], not the owner/repo:QUANT form) or an
+ * http(s) URL the scheme rule allows. */
+static int check_component_ref(const store_net *net, const store_pull_component *c,
+                               genai_error *err)
+{
+    if (c->ref == NULL || c->ref[0] == '\0')
+        return err_set(err, GENAI_EBAD_ARG, "no reference given");
+    if (c->sha256 != NULL && !store_sha256_is_hex(c->sha256))
+        return err_set(err, GENAI_EBAD_ARG, "the expected digest needs 64 hex digits");
+    if (!store_hf_is_ref(c->ref))
+        return url_scheme_ok(net, c->ref, err);
+    store_hf_ref r;
+    int rc = store_hf_parse(c->ref, &r, err);
+    if (rc < 0)
+        return rc;
+    if (r.path[0] == '\0')
+        return err_set(err, GENAI_EBAD_ARG,
+                       "'%s' picks a quantization; a component is one file: "
+                       "hf://owner/repo/path/file or a URL",
+                       c->ref);
+    return 0;
+}
+
+/*
+ * Checks o's components before any request: kind diffusion, known roles
+ * other than model, one reference per role, each well formed. order[k]
+ * receives the index in o->components of the k-th component to fetch (role
+ * order) and *n how many.
+ */
+static int check_components(const store_pull_opts *o, const store_net *net,
+                            size_t order[DM_ROLE__COUNT], size_t *n, genai_error *err)
+{
+    size_t slot[DM_ROLE__COUNT];
+    int used[DM_ROLE__COUNT] = {0};
+    *n = 0;
+    if (o->n_components == 0)
+        return 0;
+    if (o->components == NULL)
+        return err_set(err, GENAI_EBAD_ARG, "components counted but not given");
+    if (o->kind != STORE_KIND_DIFFUSION)
+        return err_set(err, GENAI_EBAD_ARG,
+                       "components (%s, ...) belong to a diffusion model; pull it with kind "
+                       "diffusion",
+                       o->components[0].role != NULL ? o->components[0].role : "?");
+    for (size_t i = 0; i < o->n_components; i++) {
+        const store_pull_component *c = &o->components[i];
+        enum dm_role role;
+        if (c->role == NULL || dm_role_parse(c->role, &role, NULL) < 0 || role == DM_ROLE_MODEL)
+            return err_set(err, GENAI_EBAD_ARG,
+                           "'%.64s' is not a component role (clip_l, clip_g, t5xxl or vae)",
+                           c->role != NULL ? c->role : "");
+        if (used[role])
+            return err_set(err, GENAI_EBAD_ARG, "two components with role %s", c->role);
+        used[role] = 1;
+        slot[role] = i;
+        int rc = check_component_ref(net, c, err);
+        if (rc < 0) {
+            err_prefix(err, "component %s", c->role);
+            return rc;
+        }
+    }
+    for (unsigned r = 0; r < DM_ROLE__COUNT; r++) {
+        if (used[r])
+            order[(*n)++] = slot[r];
+    }
+    return 0;
+}
+
+/* The whole plan: the main reference, then each component; every reference
+ * is resolved here, before anything is downloaded. */
+static int plan_all(store *s, const store_net *net, const store_pull_opts *o, const size_t *order,
+                    size_t n_order, struct plan *p, genai_error *err)
+{
+    int rc = 0;
+    if (!store_hf_is_ref(o->ref) && strstr(o->ref, "://") != NULL)
+        rc = url_scheme_ok(net, o->ref, err);
+    if (rc == 0)
+        rc = store_hf_is_ref(o->ref) ? plan_hf(s, net, o->ref, DM_ROLE_MODEL, p, err)
+                                     : plan_url(s, o->ref, o->sha256, DM_ROLE_MODEL, p, err);
+    for (size_t k = 0; rc >= 0 && k < n_order; k++) {
+        const store_pull_component *c = &o->components[order[k]];
+        enum dm_role role;
+        dm_role_parse(c->role, &role, NULL); /* checked by check_components */
+        if (net->progress != NULL) {
+            store_progress pr = {.phase = STORE_PHASE_RESOLVING, .name = c->ref, .attempt = 1};
+            net->progress(&pr, net->userdata);
+        }
+        if (store_hf_is_ref(c->ref))
+            rc = plan_hf(s, net, c->ref, role, p, err);
+        else
+            rc = plan_url(s, c->ref, c->sha256, role, p, err);
+        if (rc < 0)
+            err_prefix(err, "component %s", c->role);
+    }
+    if (rc < 0)
+        return rc;
+    /* Two references that would land on one local file (two URLs ending in
+     * the same name on one host) would overwrite each other. */
+    for (size_t i = 0; i < p->n; i++) {
+        for (size_t j = i + 1; j < p->n; j++) {
+            if (strcmp(p->items[i].dest, p->items[j].dest) == 0)
+                return err_set(err, GENAI_EBAD_ARG, "%s and %s would both be stored as %s",
+                               p->items[i].url, p->items[j].url, p->items[i].dest);
+        }
+    }
+    return 0;
 }
 
 static int parent_mkdirs(const char *path, genai_error *err)
@@ -363,6 +510,66 @@ static int profile_json_for(const char *path, char **out, genai_error *err)
     return *out != NULL ? 0 : err_set(err, -ENOMEM, "out of memory");
 }
 
+/* Appends text to err's detail (truncated to fit); no-op when err is NULL. */
+static void err_append(genai_error *err, const char *fmt, ...) GX_PRINTF(2, 3);
+static void err_append(genai_error *err, const char *fmt, ...)
+{
+    if (err == NULL)
+        return;
+    size_t len = strlen(err->detail);
+    if (len + 1 >= sizeof(err->detail))
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->detail + len, sizeof(err->detail) - len, fmt, ap);
+    va_end(ap);
+}
+
+/*
+ * 1 when the registered model have is what this pull would register: the
+ * same main file, and, when the pull names components (strict), the same
+ * files role by role (by digest, or by URL where no digest is known).
+ */
+static int same_model(const store_model *have, const struct plan *p, int strict)
+{
+    if (p->items[0].sha256[0] != '\0' && strcmp(have->sha256, p->items[0].sha256) != 0)
+        return 0;
+    if (!strict)
+        return 1;
+    if (have->n_files != p->n)
+        return 0;
+    for (size_t i = 0; i < p->n; i++) {
+        const struct item *it = &p->items[i];
+        int found = 0;
+        for (size_t j = 0; !found && j < have->n_files; j++) {
+            const store_file *f = &have->files[j];
+            if (strcmp(f->role, it->role) != 0)
+                continue;
+            if (it->sha256[0] != '\0')
+                found = f->sha256 != NULL && strcmp(f->sha256, it->sha256) == 0;
+            else
+                found = f->url != NULL && strcmp(f->url, it->url) == 0;
+        }
+        if (!found)
+            return 0;
+    }
+    return 1;
+}
+
+/* "model, clip_l, vae": the roles of m's files, for a message. */
+static const char *roles_text(const store_model *m, char *buf, size_t size)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < m->n_files && len < size; i++) {
+        int w = snprintf(buf + len, size - len, "%s%s", i ? ", " : "", m->files[i].role);
+        if (w < 0)
+            break;
+        len += (size_t)w;
+    }
+    return buf;
+}
+
 static int register_plan(store *s, const store_pull_opts *o, const char *id, const struct plan *p,
                          store_model *out, genai_error *err)
 {
@@ -372,7 +579,7 @@ static int register_plan(store *s, const store_pull_opts *o, const char *id, con
     if (files == NULL)
         return err_set(err, -ENOMEM, "out of memory");
     for (size_t i = 0; i < p->n; i++) {
-        files[i].role = (char *)"model";
+        files[i].role = (char *)p->items[i].role;
         files[i].path = p->items[i].dest;
         files[i].sha256 = (char *)p->items[i].got_sha;
         files[i].size = p->items[i].got_size;
@@ -406,10 +613,25 @@ static int register_plan(store *s, const store_pull_opts *o, const char *id, con
     char *detection = NULL;
     int rc = 0;
     if (o->kind == STORE_KIND_DIFFUSION) {
-        /* A pulled diffusion model is one file (role model); what else it
-         * needs is a warning here and an error when a job starts. */
-        dm_component c = {DM_ROLE_MODEL, files[0].path};
-        rc = store_dm_inspect(&c, 1, 0, &detection, err);
+        /* The first file is the model (the first shard of a split one); the
+         * components follow. Without components, what else the model needs
+         * is a warning here and an error when a job starts; with them, the
+         * set must be whole, as for store_add. */
+        dm_component comps[DM_ROLE__COUNT];
+        size_t nc = 0;
+        comps[nc++] = (dm_component){DM_ROLE_MODEL, files[0].path};
+        for (size_t i = 1; i < p->n && nc < DM_ROLE__COUNT; i++) {
+            enum dm_role role;
+            if (dm_role_parse(files[i].role, &role, NULL) == 0 && role != DM_ROLE_MODEL)
+                comps[nc++] = (dm_component){role, files[i].path};
+        }
+        int check = o->n_components > 0;
+        rc = store_dm_inspect(comps, nc, check, &detection, err);
+        if (rc < 0 && check)
+            err_append(err,
+                       "; nothing registered, the %zu file%s pulled stay%s on disk, verified, "
+                       "for a pull with every component",
+                       p->n, p->n == 1 ? "" : "s", p->n == 1 ? "s" : "");
         m.detection_json = detection;
     }
     if (rc == 0)
@@ -428,17 +650,19 @@ int store_pull(store *s, const store_net *net, const store_pull_opts *o, store_m
     struct plan p;
     memset(&p, 0, sizeof(p));
     char id[ID_MAX + 1], lockpath[PATHS_MAX];
+    size_t order[DM_ROLE__COUNT], n_order = 0;
+    char roles[128];
     store_lock lk = STORE_LOCK_INIT;
     int rc;
+    if (o->ref == NULL || o->ref[0] == '\0')
+        return err_set(err, GENAI_EBAD_ARG, "no reference to pull");
+    if ((rc = check_components(o, net, order, &n_order, err)) < 0)
+        return rc;
     if (net->progress != NULL) {
         store_progress pr = {.phase = STORE_PHASE_RESOLVING, .name = o->ref, .attempt = 1};
         net->progress(&pr, net->userdata);
     }
-    if (store_hf_is_ref(o->ref))
-        rc = plan_hf(s, net, o->ref, &p, err);
-    else
-        rc = plan_url(s, o, &p, err);
-    if (rc < 0)
+    if ((rc = plan_all(s, net, o, order, n_order, &p, err)) < 0)
         goto out;
     if (o->id != NULL) {
         if (!store_id_valid(o->id)) {
@@ -464,11 +688,16 @@ int store_pull(store *s, const store_net *net, const store_pull_opts *o, store_m
     store_model have;
     rc = store_db_get_model(s->db, id, &have, err);
     if (rc == 0) {
-        int same = p.items[0].sha256[0] == '\0' || strcmp(have.sha256, p.items[0].sha256) == 0;
-        if (!same) {
-            rc =
-                err_set(err, GENAI_EBUSY,
-                        "a different model is registered as '%s'; pick another id with --name", id);
+        if (!same_model(&have, &p, n_order > 0)) {
+            if (p.items[0].sha256[0] != '\0' && strcmp(have.sha256, p.items[0].sha256) != 0)
+                rc = err_set(err, GENAI_EBUSY,
+                             "a different model is registered as '%s'; pick another id with --name",
+                             id);
+            else
+                rc = err_set(err, GENAI_EBUSY,
+                             "'%s' is registered with another set of files (%s); remove it "
+                             "first (genai rm %s) or pick another id with --name",
+                             id, roles_text(&have, roles, sizeof(roles)), id);
             store_model_free(&have);
             goto unlock;
         }

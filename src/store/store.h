@@ -34,12 +34,23 @@ void store_close(store *s);
 /* The registry connection (owned by the store). */
 store_db *store_registry(store *s);
 
+/* One more file of a diffusion model, pulled with its main file. */
+typedef struct store_pull_component {
+    const char *role;   /* "clip_l", "clip_g", "t5xxl" or "vae" (dm_role_parse) */
+    const char *ref;    /* hf://owner/repo/path/file[@rev] or an http(s) URL: one file */
+    const char *sha256; /* expected digest of a URL component, or NULL */
+} store_pull_component;
+
 typedef struct store_pull_opts {
     const char *ref;    /* hf://..., owner/repo[:QUANT][@rev], or an http(s) URL */
     const char *id;     /* NULL: derived from the file name */
     const char *name;   /* display name; NULL: derived */
     store_kind kind;    /* STORE_KIND_LLM unless told */
     const char *sha256; /* expected digest for a URL pull (single file), or NULL */
+    /* Components of a diffusion model (kind must be STORE_KIND_DIFFUSION),
+     * one per role; NULL and 0 when none. */
+    const store_pull_component *components;
+    size_t n_components;
 } store_pull_opts;
 
 /*
@@ -48,6 +59,16 @@ typedef struct store_pull_opts {
  * (optional) receives the registered rows (free with store_model_free).
  * Errors as store_download and store_hf_resolve, plus GENAI_EBUSY when the id
  * is taken by a different model.
+ *
+ * With components, every reference (the main one and each component's) is
+ * resolved before the first byte is downloaded; the files are fetched in
+ * role order (model, clip_l, clip_g, t5xxl, vae), each as the main file is,
+ * and the set is then checked like store_add's: a known family missing a
+ * component fails with GENAI_ENOT_FOUND naming the role, registers nothing
+ * and keeps the verified files for the next pull. The id already registered
+ * with another set of files is GENAI_EBUSY. Without components a missing
+ * component is only a warning, and a registered model with the same main
+ * file counts as already present whatever its components.
  */
 int store_pull(store *s, const store_net *net, const store_pull_opts *o, store_model *out,
                genai_error *err);

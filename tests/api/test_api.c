@@ -3,8 +3,8 @@
  * a context on a temporary GENAI_HOME, the system snapshot, the model
  * registry (list, show, remove), pulls from the store tests' scripted HTTP
  * server with progress, cancellation from the callback and from another
- * thread, the event callback, the runtime calls' checks, and
- * many threads using one context at once (run it under TSan).
+ * thread, a diffusion model pulled with its components, the event callback, the runtime calls'
+ * checks, and many threads using one context at once (run it under TSan).
  */
 #include "cmocka_all.h"
 
@@ -313,6 +313,72 @@ static void test_pull(void **state)
     assert_int_equal(tu_fd_count(), fds);
 }
 
+/* A diffusion model with its components as "role=REF" strings: they imply
+ * kind diffusion, each file keeps its role and URL, and the refusals come
+ * before any request. */
+static void test_pull_components(void **state)
+{
+    (void)state;
+    int fds = tu_fd_count();
+    static const char vae[] = "vae bytes", clip[] = "clip bytes";
+    ss_server *ss = ss_start();
+    struct ss_route rt = ss_route_file("/tiny.gguf", g_gguf, g_gguf_len);
+    ss_route_add(ss, &rt);
+    rt = ss_route_file("/ae.safetensors", vae, sizeof(vae) - 1);
+    ss_route_add(ss, &rt);
+    rt = ss_route_file("/clip_l.safetensors", clip, sizeof(clip) - 1);
+    ss_route_add(ss, &rt);
+    genai *g = new_ctx();
+    genai_error e;
+    char url[128], vae_c[160], clip_c[160];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%d/tiny.gguf", ss_port(ss));
+    snprintf(vae_c, sizeof(vae_c), "vae=http://127.0.0.1:%d/ae.safetensors", ss_port(ss));
+    snprintf(clip_c, sizeof(clip_c), "clip_l=http://127.0.0.1:%d/clip_l.safetensors", ss_port(ss));
+
+    const char *const no_eq[] = {"vae", NULL};
+    const char *const unknown[] = {"unet=hf://o/r/unet.safetensors", NULL};
+    const char *const twice[] = {vae_c, vae_c, NULL};
+    const char *const five[] = {vae_c, clip_c, "clip_g=x", "t5xxl=y", "vae=z", NULL};
+    const char *const set[] = {vae_c, clip_c, NULL};
+    genai_pull_options o = {.ref = url, .sha256 = g_sha, .allow_http = 1, .components = set};
+    o.kind = "llm"; /* an LLM has no components */
+    assert_int_equal(genai_model_pull(g, &o, NULL, &e), GENAI_EBAD_ARG);
+    assert_non_null(strstr(e.detail, "diffusion"));
+    o.kind = NULL;
+    const char *const *refused[] = {no_eq, unknown, twice, five};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        o.components = refused[i];
+        assert_int_equal(genai_model_pull(g, &o, NULL, &e), GENAI_EBAD_ARG);
+    }
+    struct ss_request log[4];
+    assert_int_equal(ss_log(ss, log, 4), 0);
+
+    o.components = set;
+    char *s = NULL;
+    int rc = genai_model_pull(g, &o, &s, &e);
+    if (rc < 0)
+        fail_msg("pull: %s", e.detail);
+    assert_int_equal(rc, 0);
+    json_t *j = json_loads(s, 0, NULL);
+    genai_free_string(s);
+    assert_string_equal(json_string_value(json_object_get(j, "kind")), "diffusion");
+    json_t *files = json_object_get(j, "files");
+    assert_int_equal(json_array_size(files), 3);
+    static const char *const roles[] = {"model", "clip_l", "vae"};
+    for (size_t i = 0; i < 3; i++)
+        assert_string_equal(json_string_value(json_object_get(json_array_get(files, i), "role")),
+                            roles[i]);
+    assert_string_equal(json_string_value(json_object_get(json_array_get(files, 2), "url")),
+                        vae_c + 4);
+    json_decref(j);
+    assert_int_equal(genai_model_pull(g, &o, NULL, &e), 1); /* the same set: already there */
+    assert_int_equal(ss_count(ss, "/ae.safetensors"), 1);
+
+    genai_free(g);
+    ss_stop(ss);
+    assert_int_equal(tu_fd_count(), fds);
+}
+
 typedef struct puller {
     genai *g;
     const char *url;
@@ -433,6 +499,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_system_and_registry, setup, teardown),
         cmocka_unit_test_setup_teardown(test_runtime_calls_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_components, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_and_cancel_all, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

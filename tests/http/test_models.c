@@ -6,6 +6,7 @@
  *
  * Covers: GET /v1/models in the OpenAI shape, GET/DELETE /api/models/{id},
  * POST /api/models/pull as Server-Sent Events (progress, done, error), a
+ * diffusion set pulled with "components" and that member's 400s, a
  * client that disconnects mid-pull with and without ?cancel_on_disconnect=1,
  * a server stopped in the middle of a stalled pull, the request checks
  * (malformed JSON, oversized body, wrong Host, missing or wrong key, unknown
@@ -383,6 +384,87 @@ static void test_pull_sse(void **state)
     assert_int_equal(t_count_fds(), fds);
 }
 
+/* A diffusion model with "components": every file fetched under one
+ * progress count, registered with its role and its own URL; the member's
+ * refusals are 400s that name the key. */
+static void test_pull_components(void **state)
+{
+    (void)state;
+    int fds = t_count_fds();
+    static const char vae[] = "vae bytes", t5[] = "t5 bytes";
+    ss_server *ss = ss_start();
+    struct ss_route rt = ss_route_file("/tiny.gguf", g_gguf, g_gguf_len);
+    ss_route_add(ss, &rt);
+    rt = ss_route_file("/ae.safetensors", vae, sizeof(vae) - 1);
+    ss_route_add(ss, &rt);
+    rt = ss_route_file("/t5xxl.safetensors", t5, sizeof(t5) - 1);
+    ss_route_add(ss, &rt);
+    genai_config c;
+    cfg_default(&c);
+    srv h;
+    srv_start(&h, &c);
+    json_t *j;
+
+    static const char *const bad[][2] = {
+        {"{\"ref\":\"a/b\",\"components\":[\"hf://o/r/ae.safetensors\"]}", "\"components\""},
+        {"{\"ref\":\"a/b\",\"components\":{\"unet\":\"hf://o/r/u.safetensors\"}}", "unet"},
+        {"{\"ref\":\"a/b\",\"components\":{\"model\":\"hf://o/r/u.safetensors\"}}", "model"},
+        {"{\"ref\":\"a/b\",\"components\":{\"vae\":5}}", "vae"},
+        {"{\"ref\":\"a/b\",\"kind\":\"llm\",\"components\":{\"vae\":\"hf://o/r/v\"}}", "diffusion"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(get(&h, "POST", "/api/models/pull", bad[i][0], json_ct, &j), 400);
+        assert_string_equal(err_code(j), "bad_request");
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        assert_non_null(msg);
+        if (strstr(msg, bad[i][1]) == NULL)
+            fail_msg("%s: '%s' does not name %s", bad[i][0], msg, bad[i][1]);
+        json_decref(j);
+    }
+
+    char body[1024], u[128], types[2048], vae_url[128], t5_url[128];
+    snprintf(vae_url, sizeof(vae_url), "http://127.0.0.1:%d/ae.safetensors", ss_port(ss));
+    snprintf(t5_url, sizeof(t5_url), "http://127.0.0.1:%d/t5xxl.safetensors", ss_port(ss));
+    snprintf(body, sizeof(body),
+             "{\"ref\":\"http://127.0.0.1:%d/tiny.gguf\",\"sha256\":\"%s\",\"allow_http\":true,"
+             "\"components\":{\"vae\":\"%s\",\"t5xxl\":\"%s\"}}",
+             ss_port(ss), g_gguf_sha, vae_url, t5_url);
+    snprintf(u, sizeof(u), "%s/api/models/pull", h.base);
+    tresp r;
+    treq("POST", u, json_ct, body, strlen(body), 0, &r);
+    assert_int_equal(r.status, 200);
+    json_t *last;
+    sse_types(sbuf_str(&r.body), types, sizeof(types), &last);
+    assert_true(strlen(types) >= 4 && strcmp(types + strlen(types) - 4, "done") == 0);
+    /* One count over the whole set: the third of three files is the VAE. */
+    assert_non_null(strstr(sbuf_str(&r.body), "\"file_index\":3,\"file_count\":3"));
+    assert_string_equal(json_string_value(json_object_get(last, "status")), "downloaded");
+    json_t *model = json_object_get(last, "model");
+    assert_string_equal(json_string_value(json_object_get(model, "kind")), "diffusion");
+    json_t *files = json_object_get(model, "files");
+    assert_int_equal(json_array_size(files), 3);
+    static const char *const roles[] = {"model", "t5xxl", "vae"};
+    const char *urls[] = {NULL, t5_url, vae_url};
+    for (size_t i = 0; i < 3; i++) {
+        json_t *f = json_array_get(files, i);
+        assert_string_equal(json_string_value(json_object_get(f, "role")), roles[i]);
+        if (urls[i] != NULL)
+            assert_string_equal(json_string_value(json_object_get(f, "url")), urls[i]);
+    }
+    assert_int_equal(json_integer_value(json_object_get(json_array_get(files, 2), "size")),
+                     sizeof(vae) - 1);
+    json_decref(last);
+    tresp_free(&r);
+    assert_int_equal(ss_count(ss, "/ae.safetensors"), 1);
+    assert_int_equal(ss_count(ss, "/t5xxl.safetensors"), 1);
+
+    srv_stop(&h);
+    ss_stop(ss);
+    config_free(&c);
+    assert_int_equal(t_count_fds(), fds);
+}
+
 /* Sends a pull on a raw socket and reads until the first progress event
  * with phase "downloading"; returns the socket. */
 static int raw_pull(const srv *h, const char *query, const char *ref)
@@ -572,6 +654,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_list_show_delete, setup, teardown),
         cmocka_unit_test_setup_teardown(test_request_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_sse, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_components, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_logs_shutdown, setup, teardown),
     };

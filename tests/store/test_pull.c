@@ -4,6 +4,10 @@
  * /resolve with a redirect to a "CDN" path carrying X-Linked-Etag and
  * X-Repo-Commit. Kills a pull in the middle and resumes it, cancels one with
  * SIGINT, runs two pulls of the same model at once, and feeds a wrong digest.
+ * Two more repositories hold a Flux model in four files (o/flux: the
+ * diffusion model and ae.safetensors; o/enc: the CLIP-L and T5-XXL
+ * encoders), small safetensors files whose tensor names the diffusion
+ * detector reads as Flux, for pulls of a diffusion set.
  */
 #include "cmocka_all.h"
 
@@ -27,8 +31,23 @@
 extern char **environ;
 
 #define COMMIT "5f1c0a4b2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f70"
+#define COMMIT_F "f1000000000000000000000000000000000000f1"
+#define COMMIT_E "e2000000000000000000000000000000000000e2"
 #define Q4_LEN (300 * 1024)
 #define Q8_LEN (100 * 1024)
+
+/* The Flux set: file in its repository, role, CDN path. */
+enum { FLUX_MODEL, FLUX_CLIP_L, FLUX_T5XXL, FLUX_VAE, FLUX_N };
+#define XRC_F "X-Repo-Commit: " COMMIT_F "\r\n"
+#define XRC_E "X-Repo-Commit: " COMMIT_E "\r\n"
+static const struct {
+    const char *repo, *commit, *file, *role, *cdn, *headers;
+} flux_files[FLUX_N] = {
+    {"o/flux", COMMIT_F, "flux1-dev.safetensors", "model", "/cdn/flux", XRC_F},
+    {"o/enc", COMMIT_E, "clip_l.safetensors", "clip_l", "/cdn/clip_l", XRC_E},
+    {"o/enc", COMMIT_E, "t5xxl.safetensors", "t5xxl", "/cdn/t5xxl", XRC_E},
+    {"o/flux", COMMIT_F, "ae.safetensors", "vae", "/cdn/ae", XRC_F},
+};
 
 struct fx {
     ss_server *srv;
@@ -41,6 +60,11 @@ struct fx {
     char tree[4096];
     char etag_hdr[256];
     int spawned;
+    unsigned char *flux[FLUX_N];
+    size_t flux_len[FLUX_N];
+    char flux_sha[FLUX_N][STORE_SHA256_HEX];
+    char flux_tree[2][1024];
+    char flux_resolve[FLUX_N][256];
 };
 
 static void sha_of(const unsigned char *b, size_t n, char out[STORE_SHA256_HEX])
@@ -94,6 +118,93 @@ static void add_routes(struct fx *f, const char *q4_sha_in_tree)
     ss_route_add(f->srv, &r);
 }
 
+/*
+ * A safetensors image (8-byte little-endian header length, JSON header
+ * padded with spaces to a multiple of 8, data) holding the named F16 tensors
+ * of one element each: real to the reader and the family detector, which
+ * look at names, a few hundred bytes on the wire. malloc'd.
+ */
+static unsigned char *tiny_safetensors(const char *const *names, size_t n, size_t *len)
+{
+    char hdr[2048];
+    size_t h = 0;
+    hdr[h++] = '{';
+    for (size_t i = 0; i < n; i++) {
+        int w = snprintf(hdr + h, sizeof(hdr) - h,
+                         "%s\"%s\":{\"dtype\":\"F16\",\"shape\":[1],\"data_offsets\":[%zu,%zu]}",
+                         i ? "," : "", names[i], 2 * i, 2 * i + 2);
+        assert_true(w > 0 && (size_t)w < sizeof(hdr) - h);
+        h += (size_t)w;
+    }
+    hdr[h++] = '}';
+    while (h % 8 != 0)
+        hdr[h++] = ' ';
+    *len = 8 + h + 2 * n;
+    unsigned char *b = calloc(1, *len);
+    assert_non_null(b);
+    for (int i = 0; i < 8; i++)
+        b[i] = (unsigned char)((uint64_t)h >> (8 * i));
+    memcpy(b + 8, hdr, h);
+    return b;
+}
+
+/* Repositories o/flux and o/enc (see the top of the file). */
+static void add_flux_routes(struct fx *f)
+{
+    static const char *const model[] = {"img_in.weight", "double_blocks.0.img_attn.qkv.weight",
+                                        "single_blocks.0.linear1.weight",
+                                        "guidance_in.in_layer.weight"};
+    static const char *const clip_l[] = {"text_model.embeddings.token_embedding.weight",
+                                         "text_model.final_layer_norm.weight"};
+    static const char *const t5xxl[] = {"shared.weight",
+                                        "encoder.block.0.layer.0.SelfAttention.q.weight"};
+    static const char *const vae[] = {"decoder.conv_in.weight", "encoder.conv_in.weight"};
+    static const struct {
+        const char *const *names;
+        size_t n;
+    } layout[FLUX_N] = {{model, 4}, {clip_l, 2}, {t5xxl, 2}, {vae, 2}};
+    for (int i = 0; i < FLUX_N; i++) {
+        f->flux[i] = tiny_safetensors(layout[i].names, layout[i].n, &f->flux_len[i]);
+        sha_of(f->flux[i], f->flux_len[i], f->flux_sha[i]);
+    }
+    static const char flux_rev[] = "{\"id\":\"o/flux\",\"sha\":\"" COMMIT_F "\"}";
+    static const char enc_rev[] = "{\"id\":\"o/enc\",\"sha\":\"" COMMIT_E "\"}";
+    struct ss_route r =
+        ss_route_file("/api/models/o/flux/revision/main", flux_rev, sizeof(flux_rev) - 1);
+    r.status = 200;
+    ss_route_add(f->srv, &r);
+    r = ss_route_file("/api/models/o/enc/revision/main", enc_rev, sizeof(enc_rev) - 1);
+    r.status = 200;
+    ss_route_add(f->srv, &r);
+    static const char entry[] = "{\"type\":\"file\",\"path\":\"%s\",\"size\":%zu,"
+                                "\"lfs\":{\"oid\":\"%s\",\"size\":%zu,\"pointerSize\":134}}";
+    char e[4][300];
+    for (int i = 0; i < FLUX_N; i++)
+        snprintf(e[i], sizeof(e[i]), entry, flux_files[i].file, f->flux_len[i], f->flux_sha[i],
+                 f->flux_len[i]);
+    snprintf(f->flux_tree[0], sizeof(f->flux_tree[0]), "[%s,%s]", e[FLUX_MODEL], e[FLUX_VAE]);
+    snprintf(f->flux_tree[1], sizeof(f->flux_tree[1]), "[%s,%s]", e[FLUX_CLIP_L], e[FLUX_T5XXL]);
+    r = ss_route_file("/api/models/o/flux/tree/" COMMIT_F "?recursive=true", f->flux_tree[0],
+                      strlen(f->flux_tree[0]));
+    r.status = 200;
+    ss_route_add(f->srv, &r);
+    r = ss_route_file("/api/models/o/enc/tree/" COMMIT_E "?recursive=true", f->flux_tree[1],
+                      strlen(f->flux_tree[1]));
+    r.status = 200;
+    ss_route_add(f->srv, &r);
+    for (int i = 0; i < FLUX_N; i++) {
+        snprintf(f->flux_resolve[i], sizeof(f->flux_resolve[i]), "/%s/resolve/%s/%s",
+                 flux_files[i].repo, flux_files[i].commit, flux_files[i].file);
+        r = ss_route_file(f->flux_resolve[i], NULL, 0);
+        r.status = 302;
+        r.location = flux_files[i].cdn;
+        r.headers = flux_files[i].headers;
+        ss_route_add(f->srv, &r);
+        r = ss_route_file(flux_files[i].cdn, f->flux[i], f->flux_len[i]);
+        ss_route_add(f->srv, &r);
+    }
+}
+
 static int setup(void **state)
 {
     struct fx *f = calloc(1, sizeof(*f));
@@ -122,6 +233,7 @@ static int setup(void **state)
     snprintf(f->etag_hdr, sizeof(f->etag_hdr),
              "X-Linked-Etag: \"%s\"\r\nX-Repo-Commit: " COMMIT "\r\n", f->sha_q4);
     add_routes(f, f->sha_q4);
+    add_flux_routes(f);
     *state = f;
     return 0;
 }
@@ -134,6 +246,8 @@ static int teardown(void **state)
     free(f->q4);
     free(f->q8a);
     free(f->q8b);
+    for (int i = 0; i < FLUX_N; i++)
+        free(f->flux[i]);
     free(f);
     return 0;
 }
@@ -599,6 +713,232 @@ static void test_add_in_place(void **state)
     assert_int_equal(tu_size(vae), 14); /* added in place: left on disk */
 }
 
+/* ---- a diffusion model in several files -------------------------------- */
+
+#define FLUX_REF "hf://o/flux/flux1-dev.safetensors"
+#define CLIP_L_REF "hf://o/enc/clip_l.safetensors"
+#define T5XXL_REF "hf://o/enc/t5xxl.safetensors"
+#define VAE_REF "hf://o/flux/ae.safetensors"
+
+static void flux_path(struct fx *f, int i, char *out, size_t outsz)
+{
+    snprintf(out, outsz, "%s/data/models/hf/%s/%s", f->home, flux_files[i].repo,
+             flux_files[i].file);
+}
+
+/* Checks the model object of the whole Flux set: roles in role order, each
+ * file's own digest and resolve URL, the model row from the main reference. */
+static void assert_flux_model(struct fx *f, json_t *m)
+{
+    assert_string_equal(json_string_value(json_object_get(m, "id")), "flux1-dev");
+    assert_string_equal(json_string_value(json_object_get(m, "kind")), "diffusion");
+    assert_string_equal(json_string_value(json_object_get(m, "hf_repo")), "o/flux");
+    assert_string_equal(json_string_value(json_object_get(m, "hf_revision")), COMMIT_F);
+    assert_string_equal(json_string_value(json_object_get(m, "sha256")), f->flux_sha[FLUX_MODEL]);
+    json_t *files = json_object_get(m, "files");
+    assert_int_equal(json_array_size(files), FLUX_N);
+    size_t total = 0;
+    for (int i = 0; i < FLUX_N; i++) {
+        json_t *jf = json_array_get(files, (size_t)i);
+        char url[512], path[512];
+        snprintf(url, sizeof(url), "%s%s", f->endpoint, f->flux_resolve[i]);
+        flux_path(f, i, path, sizeof(path));
+        assert_string_equal(json_string_value(json_object_get(jf, "role")), flux_files[i].role);
+        assert_string_equal(json_string_value(json_object_get(jf, "url")), url);
+        assert_string_equal(json_string_value(json_object_get(jf, "sha256")), f->flux_sha[i]);
+        assert_string_equal(json_string_value(json_object_get(jf, "path")), path);
+        assert_int_equal(json_integer_value(json_object_get(jf, "size")), f->flux_len[i]);
+        assert_true(json_is_true(json_object_get(jf, "managed")));
+        total += f->flux_len[i];
+    }
+    assert_int_equal(json_integer_value(json_object_get(m, "size")), total);
+    json_t *det = json_object_get(m, "detection");
+    assert_string_equal(json_string_value(json_object_get(det, "family")), "flux");
+}
+
+static void test_pull_diffusion_set(void **state)
+{
+    struct fx *f = *state;
+    /* The flags in another order than the roles: the files come in role order. */
+    const char *args[] = {"pull",    FLUX_REF,   "--vae",    VAE_REF,  "--t5xxl",
+                          T5XXL_REF, "--clip-l", CLIP_L_REF, "--json", NULL};
+    assert_int_equal(run_cli(f, "set", args), 0);
+    json_t *done = last_json_line(f, "set");
+    assert_true(json_is_false(json_object_get(done, "already_present")));
+    assert_flux_model(f, json_object_get(done, "model"));
+    json_decref(done);
+    for (int i = 0; i < FLUX_N; i++) {
+        char path[512];
+        flux_path(f, i, path, sizeof(path));
+        size_t n = 0;
+        unsigned char *got = tu_read(path, &n);
+        assert_non_null(got);
+        assert_int_equal(n, f->flux_len[i]);
+        assert_memory_equal(got, f->flux[i], n);
+        free(got);
+    }
+    assert_no_lock_files(f);
+
+    /* Every reference resolved before the first download, then the files in
+     * role order, each through its repository's /resolve and the CDN. */
+    static const char *const want[] = {
+        "/api/models/o/flux/revision/main",
+        "/api/models/o/flux/tree/" COMMIT_F "?recursive=true",
+        "/api/models/o/enc/revision/main",
+        "/api/models/o/enc/tree/" COMMIT_E "?recursive=true",
+        "/api/models/o/enc/revision/main",
+        "/api/models/o/enc/tree/" COMMIT_E "?recursive=true",
+        "/api/models/o/flux/revision/main",
+        "/api/models/o/flux/tree/" COMMIT_F "?recursive=true",
+        "/o/flux/resolve/" COMMIT_F "/flux1-dev.safetensors",
+        "/cdn/flux",
+        "/o/enc/resolve/" COMMIT_E "/clip_l.safetensors",
+        "/cdn/clip_l",
+        "/o/enc/resolve/" COMMIT_E "/t5xxl.safetensors",
+        "/cdn/t5xxl",
+        "/o/flux/resolve/" COMMIT_F "/ae.safetensors",
+        "/cdn/ae",
+    };
+    struct ss_request log[20];
+    size_t n = ss_log(f->srv, log, 20);
+    assert_int_equal(n, sizeof(want) / sizeof(want[0]));
+    for (size_t i = 0; i < n; i++) {
+        assert_string_equal(log[i].target, want[i]);
+        assert_string_equal(log[i].auth, "Bearer hf_test_token");
+    }
+
+    const char *show[] = {"show", "flux1-dev", "--json", NULL};
+    assert_int_equal(run_cli(f, "show", show), 0);
+    char *out = slurp(f, "show", "out");
+    json_t *m = json_loads(out, 0, NULL);
+    free(out);
+    assert_non_null(m);
+    assert_flux_model(f, m);
+    json_decref(m);
+
+    /* The same set again: already there, nothing downloaded. */
+    ss_log_clear(f->srv);
+    assert_int_equal(run_cli(f, "again", args), 0);
+    done = last_json_line(f, "again");
+    assert_true(json_is_true(json_object_get(done, "already_present")));
+    json_decref(done);
+    /* The main file alone (no components named): the registered set. */
+    const char *alone[] = {"pull", FLUX_REF, "--kind", "diffusion", "--json", NULL};
+    assert_int_equal(run_cli(f, "alone", alone), 0);
+    done = last_json_line(f, "alone");
+    assert_true(json_is_true(json_object_get(done, "already_present")));
+    assert_int_equal(json_array_size(json_object_get(json_object_get(done, "model"), "files")),
+                     FLUX_N);
+    json_decref(done);
+    /* Another set under the same id: refused, the registered one kept. */
+    const char *other[] = {"pull", FLUX_REF, "--t5xxl", T5XXL_REF, "--clip-l", CLIP_L_REF, NULL};
+    assert_int_equal(run_cli(f, "other", other), 1);
+    char *err = slurp(f, "other", "err");
+    assert_non_null(strstr(err, "GENAI_EBUSY"));
+    assert_non_null(strstr(err, "another set of files"));
+    free(err);
+    for (int i = 0; i < FLUX_N; i++)
+        assert_int_equal(ss_count(f->srv, flux_files[i].cdn), 0);
+    assert_int_equal(run_cli(f, "show2", show), 0);
+    out = slurp(f, "show2", "out");
+    m = json_loads(out, 0, NULL);
+    free(out);
+    assert_int_equal(json_array_size(json_object_get(m, "files")), FLUX_N);
+    json_decref(m);
+}
+
+static void test_pull_set_missing_component(void **state)
+{
+    struct fx *f = *state;
+    const char *args[] = {"pull", FLUX_REF, "--clip-l", CLIP_L_REF, "--vae", VAE_REF, NULL};
+    assert_int_equal(run_cli(f, "short", args), 1);
+    char *err = slurp(f, "short", "err");
+    assert_non_null(strstr(err, "GENAI_ENOT_FOUND"));
+    assert_non_null(strstr(err, "missing t5xxl"));
+    assert_non_null(strstr(err, "--t5xxl"));
+    assert_null(strstr(err, "missing vae"));
+    free(err);
+    const char *list[] = {"list", "--json", NULL};
+    assert_int_equal(run_cli(f, "list", list), 0);
+    char *out = slurp(f, "list", "out");
+    assert_non_null(strstr(out, "[]")); /* nothing registered */
+    free(out);
+    /* The three files that were given are on disk, whole. */
+    for (int i = 0; i < FLUX_N; i++) {
+        char path[512];
+        flux_path(f, i, path, sizeof(path));
+        assert_int_equal(tu_size(path), i == FLUX_T5XXL ? -1 : (long long)f->flux_len[i]);
+    }
+    assert_no_lock_files(f);
+
+    /* With the missing flag: only the missing file travels. */
+    const char *whole[] = {"pull",  FLUX_REF,  "--clip-l", CLIP_L_REF, "--vae",
+                           VAE_REF, "--t5xxl", T5XXL_REF,  "--json",   NULL};
+    assert_int_equal(run_cli(f, "whole", whole), 0);
+    json_t *done = last_json_line(f, "whole");
+    assert_flux_model(f, json_object_get(done, "model"));
+    json_decref(done);
+    for (int i = 0; i < FLUX_N; i++)
+        assert_int_equal(ss_count(f->srv, flux_files[i].cdn), 1);
+}
+
+/* A component the Hub does not have fails while references are resolved:
+ * no /resolve and no CDN request, nothing on disk, nothing registered. */
+static void test_pull_set_bad_ref_before_download(void **state)
+{
+    struct fx *f = *state;
+    /* The VAE is the last of the four to be resolved. */
+    const char *args[] = {"pull",    FLUX_REF,  "--vae",    "hf://o/flux/ae-typo.safetensors",
+                          "--t5xxl", T5XXL_REF, "--clip-l", CLIP_L_REF,
+                          NULL};
+    assert_int_equal(run_cli(f, "typo", args), 1);
+    char *err = slurp(f, "typo", "err");
+    assert_non_null(strstr(err, "GENAI_ENOT_FOUND"));
+    assert_non_null(strstr(err, "component vae"));
+    assert_non_null(strstr(err, "ae-typo.safetensors"));
+    free(err);
+    struct ss_request log[20];
+    size_t n = ss_log(f->srv, log, 20);
+    assert_int_equal(n, 8); /* revision and tree for each of the four references */
+    for (size_t i = 0; i < n; i++) {
+        assert_null(strstr(log[i].target, "/resolve/"));
+        assert_true(strncmp(log[i].target, "/api/models/", 12) == 0);
+    }
+    char path[512];
+    flux_path(f, FLUX_MODEL, path, sizeof(path));
+    assert_int_equal(tu_size(path), -1);
+}
+
+/* Refusals that need no request at all. */
+static void test_pull_set_refusals(void **state)
+{
+    struct fx *f = *state;
+    /* Components belong to a diffusion model. */
+    const char *llm[] = {"pull", FLUX_REF, "--kind", "llm", "--vae", VAE_REF, NULL};
+    assert_int_equal(run_cli(f, "llm", llm), 2);
+    char *err = slurp(f, "llm", "err");
+    assert_non_null(strstr(err, "--kind diffusion"));
+    free(err);
+    /* A component is one file: not the owner/repo[:QUANT] form. */
+    const char *quant[] = {"pull", FLUX_REF, "--vae", "o/enc:Q8_0", NULL};
+    assert_int_equal(run_cli(f, "quant", quant), 1);
+    err = slurp(f, "quant", "err");
+    assert_non_null(strstr(err, "GENAI_EBAD_ARG"));
+    assert_non_null(strstr(err, "component vae"));
+    free(err);
+    /* Not a URL or a Hub file. */
+    const char *ftp[] = {"pull", FLUX_REF, "--t5xxl", "ftp://host/t5.safetensors", NULL};
+    assert_int_equal(run_cli(f, "ftp", ftp), 1);
+    err = slurp(f, "ftp", "err");
+    assert_non_null(strstr(err, "component t5xxl"));
+    free(err);
+    /* One file per role. */
+    const char *twice[] = {"pull", FLUX_REF, "--vae", VAE_REF, "--vae", VAE_REF, NULL};
+    assert_int_equal(run_cli(f, "twice", twice), 2);
+    struct ss_request log[4];
+    assert_int_equal(ss_log(f->srv, log, 4), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -613,6 +953,10 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_plain_url_with_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_add_in_place, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_diffusion_set, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_set_missing_component, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_set_bad_ref_before_download, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_set_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
