@@ -36,12 +36,14 @@
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/metrics.h"
+#include "orch/images.h"
 #include "orch/notify.h"
+#include "orch/orch_int.h"
 #include "orch/reclaim.h"
-#include "plan/autoconf.h"
+#include "orch/requests.h"
+#include "plan/llm.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -60,92 +62,6 @@ enum {
     DEF_MAX_WAITERS = 64,
     DEF_MAX_BURST = 8,
     DEF_RETRY_AFTER_S = 5,
-    JOBS_KEEP_FINISHED = 64,
-    REASON_MAX = GENAI_ERROR_DETAIL_MAX,
-};
-
-typedef enum phase {
-    PH_IDLE = 0,
-    PH_DRAIN,
-    PH_STOP,
-    PH_RECLAIM_LLM,
-    PH_IMAGES,
-    PH_RECLAIM_IMG,
-    PH_RELOAD_WAIT,
-} phase;
-
-typedef struct job_rec {
-    orch_job pub;
-    img_request req; /* deep copy */
-    img_plan_mode plan;
-    int has_model;
-    plan_sd_model model;
-    int placed; /* placement and demand below were decided */
-    plan_sd_placement placement;
-    plan_demand demand;
-    int timed_out;
-    uint32_t res_id;
-} job_rec;
-
-struct orch {
-    uv_loop_t *uv;
-    orch_opts o; /* scalars and callbacks; pointer fields not used after new */
-    plan_footprints *fp;
-    int own_fp;
-    probe_options_owned probe_opts;
-    probe_ctx *probe;
-    img_size_fn size_fn;
-    void *size_arg;
-    img_runner_fn user_on_progress;
-    void *user_arg;
-
-    /* the LLM */
-    int have_llm;
-    llm_rt_config base; /* deep copy of opts->llm */
-    llm_rt_config pinned;
-    int have_pinned;
-    llm_runtime *rt;
-    int rt_pinned; /* rt was created from o->pinned */
-    orch_llm_state llm;
-    char reason[REASON_MAX];
-    int wanted;     /* load it when possible */
-    int reloading;  /* the current load is a reload after an offload */
-    int after_swap; /* ENO_FIT may mean memory still coming back: retry */
-    int attempt;
-    uint32_t llm_res;
-    int32_t llm_pid;
-    plan_demand llm_demand;
-    int have_llm_demand;
-    uint64_t load_started_ms, reload_started_ms, cycle_started_ms;
-    uint64_t drain_started_ms, drain_deadline_ms, stop_started_ms;
-    int backoff_ms;
-
-    /* image jobs */
-    img_runner *runner;
-    job_rec **jobs;
-    size_t n_jobs, cap_jobs;
-    uint64_t next_job_id;
-    job_rec *running;
-    int32_t img_pid;
-    size_t max_pending;
-    uint32_t burst;
-    uint64_t burst_started_ms;
-    uint64_t offload_job;
-
-    phase ph;
-    uint32_t holds[ORCH_MAX_HOLDS]; /* orch_hold ids (watch.c, reserve.c) */
-    size_t n_holds;
-    uint32_t next_hold;
-    char hold_why[160];
-    orch_gate gate;
-    orch_reclaim *reclaim;
-    orch_residency res;
-    orch_stats stats;
-
-    uv_idle_t kick;
-    uv_timer_t t_gate, t_phase, t_image;
-    int handles;
-    int freeing;
 };
 
 uint64_t orch_now_ms(void)
@@ -155,11 +71,9 @@ uint64_t orch_now_ms(void)
 
 static void step(orch *o);
 static void on_kick(uv_idle_t *h);
-static void on_gate_timer(uv_timer_t *t);
 static void on_phase_timer(uv_timer_t *t);
-static void on_image_timer(uv_timer_t *t);
 
-static void kick(orch *o)
+void orch_kick(orch *o)
 {
     if (!o->freeing)
         uv_idle_start(&o->kick, on_kick);
@@ -252,8 +166,8 @@ static int pin_config(orch *o)
 
 /* ---- events ------------------------------------------------------------------- */
 
-static void emit(orch *o, orch_event_type type, uint64_t ms, int attempt, int code, uint64_t job_id,
-                 int32_t pid, const char *reason)
+void orch_emit(orch *o, orch_event_type type, uint64_t ms, int attempt, int code, uint64_t job_id,
+               int32_t pid, const char *reason)
 {
     orch_event ev = {type, ms, attempt, code, job_id, pid, reason != NULL ? reason : ""};
     orch_notify(o->o.bus, o->o.metrics, &ev);
@@ -261,127 +175,9 @@ static void emit(orch *o, orch_event_type type, uint64_t ms, int attempt, int co
         o->o.on_event(o->o.arg, o, &ev);
 }
 
-/* ---- the gate ------------------------------------------------------------------- */
-
-/* Seconds until the LLM is likely READY again, for Retry-After. */
-static int retry_after(const orch *o)
-{
-    uint64_t ms = 0;
-    uint64_t load = o->stats.last_load_ms;
-    uint64_t image = o->stats.last_image_ms;
-    switch (o->llm) {
-    case ORCH_LLM_READY:
-        return 1;
-    case ORCH_LLM_LOADING:
-    case ORCH_LLM_RELOADING:
-        ms = load;
-        break;
-    case ORCH_LLM_DRAINING:
-    case ORCH_LLM_STOPPING:
-    case ORCH_LLM_AWAY: {
-        size_t pending = 0;
-        for (size_t i = 0; i < o->n_jobs; i++)
-            pending += o->jobs[i]->pub.state != ORCH_JOB_DONE;
-        uint64_t per = image > 0 ? image : 1000;
-        ms = per * (pending > 0 ? pending : 1) + o->stats.last_reclaim_ms + load;
-        break;
-    }
-    case ORCH_LLM_ABSENT:
-    case ORCH_LLM_FAILED:
-        ms = load;
-        break;
-    }
-    if (ms == 0)
-        return o->o.retry_after_default_s;
-    uint64_t s = (ms + 999) / 1000;
-    return s < 1 ? 1 : s > 3600 ? 3600 : (int)s;
-}
-
-static void answer(orch *o, const orch_gate_waiter *w, int code, const char *detail)
-{
-    orch_llm_grant g;
-    memset(&g, 0, sizeof(g));
-    g.code = code;
-    g.ticket = w->ticket;
-    g.retry_after_s = retry_after(o);
-    uint64_t now = orch_now_ms();
-    g.waited_ms = now > w->enqueued_ms ? now - w->enqueued_ms : 0;
-    g.detail = detail;
-    w->fn(w->arg, &g);
-}
-
-/* Answers every waiter with the reason the LLM is not coming (invariant 4). */
-static void fail_waiters(orch *o, int code, const char *why)
-{
-    char detail[REASON_MAX + 128];
-    orch_gate_waiter w;
-    while (orch_gate_pop(&o->gate, &w)) {
-        snprintf(detail, sizeof(detail), "the LLM is temporarily unavailable: %s; retry after %d s",
-                 why, retry_after(o));
-        answer(o, &w, code, detail);
-    }
-}
-
-static void grant_waiters(orch *o)
-{
-    if (o->llm != ORCH_LLM_READY || o->ph != PH_IDLE || o->rt == NULL || o->n_holds > 0)
-        return;
-    llm_rt_endpoint ep;
-    genai_error e;
-    if (llm_runtime_endpoint(o->rt, &ep, &e) < 0)
-        return;
-    orch_gate_waiter w;
-    while (o->llm == ORCH_LLM_READY && o->ph == PH_IDLE && orch_gate_pop(&o->gate, &w)) {
-        if (orch_gate_hold(&o->gate, w.ticket) < 0) {
-            answer(o, &w, -ENOMEM, "out of memory");
-            continue;
-        }
-        orch_llm_grant g;
-        memset(&g, 0, sizeof(g));
-        g.ticket = w.ticket;
-        g.endpoint = ep;
-        uint64_t now = orch_now_ms();
-        g.waited_ms = now > w.enqueued_ms ? now - w.enqueued_ms : 0;
-        g.detail = "";
-        o->stats.requests_granted++;
-        orch_notify_queue_wait(o->o.metrics, g.waited_ms);
-        w.fn(w.arg, &g);
-    }
-}
-
-static void arm_gate_timer(orch *o)
-{
-    uint64_t d = orch_gate_next_deadline(&o->gate);
-    if (d == UINT64_MAX) {
-        uv_timer_stop(&o->t_gate);
-        return;
-    }
-    uint64_t now = orch_now_ms();
-    uv_timer_start(&o->t_gate, on_gate_timer, d > now ? d - now : 1, 0);
-}
-
-static void on_gate_timer(uv_timer_t *t)
-{
-    orch *o = t->data;
-    uint64_t now = orch_now_ms();
-    orch_gate_waiter w;
-    while (orch_gate_pop_expired(&o->gate, now, &w)) {
-        char detail[REASON_MAX + 160];
-        int ra = retry_after(o);
-        snprintf(detail, sizeof(detail),
-                 "the LLM is temporarily unavailable (%s%s%s); retry after %d s",
-                 orch_llm_state_name(o->llm), o->reason[0] ? ": " : "", o->reason, ra);
-        o->stats.requests_timed_out++;
-        emit(o, ORCH_EV_REQUEST_TIMEOUT, now - w.enqueued_ms, 0, GENAI_EUNAVAILABLE, 0, 0,
-             orch_llm_state_name(o->llm));
-        answer(o, &w, GENAI_EUNAVAILABLE, detail);
-    }
-    arm_gate_timer(o);
-}
-
 /* ---- probe ----------------------------------------------------------------------- */
 
-static int sample(void *arg, probe_snapshot *out, genai_error *err)
+int orch_sample(void *arg, probe_snapshot *out, genai_error *err)
 {
     orch *o = arg;
     if (o->probe == NULL) {
@@ -390,209 +186,6 @@ static int sample(void *arg, probe_snapshot *out, genai_error *err)
             return rc;
     }
     return probe_ctx_sample(o->probe, out, err);
-}
-
-/* ---- jobs -------------------------------------------------------------------------- */
-
-static job_rec *job_find(const orch *o, uint64_t id)
-{
-    for (size_t i = 0; i < o->n_jobs; i++)
-        if (o->jobs[i]->pub.id == id)
-            return o->jobs[i];
-    return NULL;
-}
-
-static job_rec *job_by_runner_id(const orch *o, uint64_t rid)
-{
-    for (size_t i = 0; i < o->n_jobs; i++)
-        if (o->jobs[i]->pub.state == ORCH_JOB_SUBMITTED && o->jobs[i]->pub.runner_id == rid)
-            return o->jobs[i];
-    return NULL;
-}
-
-static job_rec *first_waiting(const orch *o)
-{
-    for (size_t i = 0; i < o->n_jobs; i++)
-        if (o->jobs[i]->pub.state == ORCH_JOB_WAITING)
-            return o->jobs[i];
-    return NULL;
-}
-
-static void job_free(job_rec *j)
-{
-    if (j == NULL)
-        return;
-    img_request_free(&j->req);
-    mem_free(j->pub.message);
-    mem_free((img_resolution *)j->pub.resolution);
-    mem_free(j);
-}
-
-/* Drops the oldest finished jobs beyond JOBS_KEEP_FINISHED. */
-static void prune_jobs(orch *o)
-{
-    size_t done = 0;
-    for (size_t i = 0; i < o->n_jobs; i++)
-        done += o->jobs[i]->pub.state == ORCH_JOB_DONE;
-    for (size_t i = 0; i < o->n_jobs && done > JOBS_KEEP_FINISHED;) {
-        if (o->jobs[i]->pub.state != ORCH_JOB_DONE) {
-            i++;
-            continue;
-        }
-        job_free(o->jobs[i]);
-        memmove(&o->jobs[i], &o->jobs[i + 1], (o->n_jobs - i - 1) * sizeof(o->jobs[0]));
-        o->n_jobs--;
-        done--;
-    }
-}
-
-static void job_finish(orch *o, job_rec *j, int code, const char *message)
-{
-    uint64_t now = orch_now_ms();
-    j->pub.state = ORCH_JOB_DONE;
-    j->pub.code = code;
-    j->pub.finished_ms = now;
-    mem_free(j->pub.message);
-    j->pub.message = code != 0 && message != NULL ? mem_strdup(message) : NULL;
-    uint64_t ran = j->pub.started_ms ? now - j->pub.started_ms : 0;
-    if (j->pub.started_ms)
-        o->stats.last_image_ms = ran;
-    emit(o, ORCH_EV_IMAGE_DONE, ran, 0, code, j->pub.id, o->running == j ? o->img_pid : 0, message);
-}
-
-/* ---- admission ------------------------------------------------------------------------ */
-
-typedef enum admit_result {
-    ADMIT_BESIDE = 0, /* fits next to what is resident: run now */
-    ADMIT_OFFLOAD,    /* fits once the LLM is aside */
-    ADMIT_NO_FIT,     /* fits nowhere: fail the job */
-    ADMIT_ERROR,
-} admit_result;
-
-static plan_sd_placement requested(const job_rec *j, int gpu)
-{
-    plan_sd_placement p = {.diffusion_fa = j->req.diffusion_fa,
-                           .vae_tiling = j->req.vae_tiling,
-                           .te_on_cpu = j->req.te_on_cpu,
-                           .vae_on_cpu = j->req.vae_on_cpu,
-                           .offload_to_cpu = j->req.offload_to_cpu,
-                           .gpu = gpu};
-    return p;
-}
-
-/* The placement for j in env: the planner's ladder from the requested
- * placement (AUTO), or exactly the requested one (FIXED). */
-static int place(const job_rec *j, const plan_sd_placement *base, const plan_fit_env *env,
-                 plan_sd_choice *c, genai_error *err)
-{
-    plan_sd_request pr = {img_request_width(&j->req), img_request_height(&j->req),
-                          img_request_batch(&j->req)};
-    if (j->plan == IMG_PLAN_AUTO)
-        return plan_sd_autoconfig(&j->model, &pr, base, env, c, err);
-    memset(c, 0, sizeof(*c));
-    c->placement = *base;
-    int rc = plan_sd_estimate(&j->model, &pr, base, &c->demand, err);
-    if (rc < 0)
-        return rc;
-    return plan_fit(env, &c->demand, &c->fit, err);
-}
-
-static admit_result admit(orch *o, job_rec *j, genai_error *err)
-{
-    int rc;
-    if (!j->has_model) {
-        img_size_fn fn = o->size_fn != NULL ? o->size_fn : img_runner_size_from_files;
-        rc = fn(o->size_arg, &j->req, &j->model, err);
-        if (rc < 0) {
-            err_prefix(err, "sizing the model");
-            return ADMIT_ERROR;
-        }
-        j->has_model = 1;
-    }
-    probe_snapshot snap;
-    rc = sample(o, &snap, err);
-    if (rc < 0)
-        return ADMIT_ERROR;
-    plan_sd_placement base = requested(j, snap.n_gpus > 0 ? 0 : -1);
-    plan_resident res[ORCH_RES_MAX];
-    uint32_t n = orch_res_residents(&o->res, 0, snap.taken_at_ms, res, ORCH_RES_MAX);
-    plan_fit_env env;
-    plan_fit_env_init(&env, &snap);
-    env.residents = res;
-    env.n_residents = n;
-    plan_sd_choice c;
-    admit_result out = ADMIT_ERROR;
-    rc = place(j, &base, &env, &c, err);
-    if (rc == 0) {
-        j->placed = 1;
-        j->placement = c.placement;
-        j->demand = c.demand;
-        out = ADMIT_BESIDE;
-        goto done;
-    }
-    if (rc != GENAI_ENO_FIT)
-        goto done;
-    /* Would it fit with the LLM aside? The same snapshot without the LLM's
-     * memory, and no LLM resident. */
-    orch_resident *llm = orch_res_find(&o->res, ORCH_KIND_LLM);
-    if (llm == NULL) {
-        out = ADMIT_NO_FIT;
-        goto done;
-    }
-    orch_snapshot_without(&snap, llm->pid, &llm->demand);
-    n = orch_res_residents(&o->res, llm->id, snap.taken_at_ms, res, ORCH_RES_MAX);
-    env.n_residents = n;
-    genai_error_clear(err);
-    rc = place(j, &base, &env, &c, err);
-    if (rc == 0) {
-        j->placed = 1;
-        j->placement = c.placement;
-        j->demand = c.demand;
-        out = ADMIT_OFFLOAD;
-    } else if (rc == GENAI_ENO_FIT) {
-        err_prefix(err, "the image job does not fit even with the LLM moved aside");
-        out = ADMIT_NO_FIT;
-    }
-done:
-    probe_snapshot_free(&snap);
-    return out;
-}
-
-/* Hands j to the runner. beside: the LLM stays. */
-static void dispatch(orch *o, job_rec *j, int beside)
-{
-    img_request req = j->req; /* shallow: the runner deep-copies */
-    if (j->placed) {
-        req.diffusion_fa = j->placement.diffusion_fa;
-        req.vae_tiling = j->placement.vae_tiling;
-        req.te_on_cpu = j->placement.te_on_cpu;
-        req.vae_on_cpu = j->placement.vae_on_cpu;
-        req.offload_to_cpu = j->placement.offload_to_cpu;
-    }
-    img_job_opts jo = {.plan = j->plan, .model = j->has_model ? &j->model : NULL};
-    uint64_t rid = 0;
-    genai_error e;
-    genai_error_clear(&e);
-    int rc = img_runner_submit(o->runner, &req, &jo, &rid, &e);
-    if (rc < 0) {
-        job_finish(o, j, rc, e.detail);
-        kick(o);
-        return;
-    }
-    j->pub.state = ORCH_JOB_SUBMITTED;
-    j->pub.runner_id = rid;
-    j->pub.offloaded = !beside;
-    o->running = j;
-    o->img_pid = 0;
-    if (beside)
-        o->stats.images_beside++;
-    else
-        o->stats.images_offloaded++;
-    uint32_t id;
-    if (orch_res_add(&o->res, ORCH_KIND_IMAGE, "sd-cli", j->placed ? &j->demand : NULL,
-                     orch_now_ms(), &id) == 0)
-        j->res_id = id;
-    uv_timer_start(&o->t_image, on_image_timer, (uint64_t)o->o.image_timeout_ms, 0);
 }
 
 /* ---- the LLM ------------------------------------------------------------------------------ */
@@ -643,9 +236,9 @@ static void load_failed(orch *o, int code, const char *detail)
     }
     if (o->have_pinned)
         o->stats.reload_failures++;
-    emit(o, ORCH_EV_LLM_FAILED, 0, o->attempt, code, 0, 0, o->reason);
-    fail_waiters(o, GENAI_EUNAVAILABLE, o->reason);
-    arm_gate_timer(o);
+    orch_emit(o, ORCH_EV_LLM_FAILED, 0, o->attempt, code, 0, 0, o->reason);
+    orch_req_fail_waiters(o, GENAI_EUNAVAILABLE, o->reason);
+    orch_req_arm_timer(o);
 }
 
 static void load_attempt(orch *o)
@@ -663,10 +256,10 @@ static void load_attempt(orch *o)
     }
     if (o->reloading) {
         o->stats.reload_attempts++;
-        emit(o, ORCH_EV_RELOAD_ATTEMPT, now - o->reload_started_ms, o->attempt, rc, 0, 0,
-             rc == 0 ? "started" : e.detail);
+        orch_emit(o, ORCH_EV_RELOAD_ATTEMPT, now - o->reload_started_ms, o->attempt, rc, 0, 0,
+                  rc == 0 ? "started" : e.detail);
     } else {
-        emit(o, ORCH_EV_LLM_LOADING, 0, o->attempt, rc, 0, 0, rc == 0 ? "started" : e.detail);
+        orch_emit(o, ORCH_EV_LLM_LOADING, 0, o->attempt, rc, 0, 0, rc == 0 ? "started" : e.detail);
     }
     if (rc == 0) {
         o->llm = ORCH_LLM_LOADING;
@@ -723,12 +316,12 @@ static void on_reload_reclaimed(void *arg, const orch_reclaim_result *r)
     o->stats.last_image_reclaim_ms = r->elapsed_ms;
     if (!r->ok)
         o->stats.reclaim_timeouts++;
-    emit(o, ORCH_EV_RECLAIMED, r->elapsed_ms, 0, r->ok ? 0 : GENAI_ETIMEOUT, 0, o->img_pid,
-         r->ok ? "image memory reclaimed" : r->why);
+    orch_emit(o, ORCH_EV_RECLAIMED, r->elapsed_ms, 0, r->ok ? 0 : GENAI_ETIMEOUT, 0, o->img_pid,
+              r->ok ? "image memory reclaimed" : r->why);
     drop_images(o);
     o->after_swap = 1;
     begin_load(o, o->have_pinned);
-    kick(o);
+    orch_kick(o);
 }
 
 /* The burst is over: wait for the image side's memory, then (re)load. */
@@ -745,8 +338,8 @@ static void end_burst(orch *o)
         t.need = o->llm_demand;
     }
     int rc =
-        orch_reclaim_start(o->reclaim, &t, sample, o, o->o.reclaim_first_ms, o->o.reclaim_max_ms,
-                           o->o.reclaim_timeout_ms, on_reload_reclaimed, o);
+        orch_reclaim_start(o->reclaim, &t, orch_sample, o, o->o.reclaim_first_ms,
+                           o->o.reclaim_max_ms, o->o.reclaim_timeout_ms, on_reload_reclaimed, o);
     if (rc < 0) { /* cannot happen with the checked options; do not stall */
         o->after_swap = 1;
         begin_load(o, o->have_pinned);
@@ -759,8 +352,8 @@ static void on_llm_reclaimed(void *arg, const orch_reclaim_result *r)
     o->stats.last_reclaim_ms = r->elapsed_ms;
     if (!r->ok)
         o->stats.reclaim_timeouts++;
-    emit(o, ORCH_EV_RECLAIMED, r->elapsed_ms, 0, r->ok ? 0 : GENAI_ETIMEOUT, o->offload_job,
-         o->llm_pid, r->ok ? "LLM memory reclaimed" : r->why);
+    orch_emit(o, ORCH_EV_RECLAIMED, r->elapsed_ms, 0, r->ok ? 0 : GENAI_ETIMEOUT, o->offload_job,
+              o->llm_pid, r->ok ? "LLM memory reclaimed" : r->why);
     if (o->llm_res != 0) {
         orch_res_remove(&o->res, o->llm_res);
         o->llm_res = 0;
@@ -769,7 +362,7 @@ static void on_llm_reclaimed(void *arg, const orch_reclaim_result *r)
     o->ph = PH_IMAGES;
     o->burst = 0;
     o->burst_started_ms = orch_now_ms();
-    kick(o);
+    orch_kick(o);
 }
 
 /* The LLM is stopped and reaped: watch its memory come back for the job. */
@@ -777,20 +370,20 @@ static void llm_stopped(orch *o)
 {
     uint64_t now = orch_now_ms();
     o->stats.last_stop_ms = now - o->stop_started_ms;
-    emit(o, ORCH_EV_LLM_STOPPED, o->stats.last_stop_ms, 0, 0, o->offload_job, o->llm_pid, "");
+    orch_emit(o, ORCH_EV_LLM_STOPPED, o->stats.last_stop_ms, 0, 0, o->offload_job, o->llm_pid, "");
     orch_res_set_state(&o->res, o->llm_res, ORCH_RES_LEAVING, 0, now);
     o->ph = PH_RECLAIM_LLM;
     orch_reclaim_target t;
     memset(&t, 0, sizeof(t));
     if (o->llm_pid > 0)
         t.pids[t.n_pids++] = o->llm_pid;
-    job_rec *j = job_find(o, o->offload_job);
+    job_rec *j = orch_job_find(o, o->offload_job);
     if (j != NULL && j->placed) {
         t.have_need = 1;
         t.need = j->demand;
     }
-    if (orch_reclaim_start(o->reclaim, &t, sample, o, o->o.reclaim_first_ms, o->o.reclaim_max_ms,
-                           o->o.reclaim_timeout_ms, on_llm_reclaimed, o) < 0) {
+    if (orch_reclaim_start(o->reclaim, &t, orch_sample, o, o->o.reclaim_first_ms,
+                           o->o.reclaim_max_ms, o->o.reclaim_timeout_ms, on_llm_reclaimed, o) < 0) {
         orch_reclaim_result r = {0, 0, 0, "watcher refused"};
         on_llm_reclaimed(o, &r);
     }
@@ -842,8 +435,8 @@ static void on_rt_event(void *arg, llm_runtime *rt, const llm_rt_event *ev)
         o->reloading = 0;
         o->after_swap = 0;
         o->cycle_started_ms = 0;
-        emit(o, ORCH_EV_LLM_READY, took, attempts, 0, 0, ev->pid,
-             attempts > 0 ? "reloaded" : "loaded");
+        orch_emit(o, ORCH_EV_LLM_READY, took, attempts, 0, 0, ev->pid,
+                  attempts > 0 ? "reloaded" : "loaded");
         break;
     }
     case LLM_RT_CRASHED:
@@ -883,11 +476,10 @@ static void on_rt_event(void *arg, llm_runtime *rt, const llm_rt_event *ev)
     case LLM_RT_STOPPING:
         break;
     }
-    kick(o);
+    orch_kick(o);
 }
 
-/* ---- the phases --------------------------------------------------------------------------------
- */
+/* ---- the phases ---------------------------------------------------------------- */
 
 /* j: the image job that needs the GPU, or NULL for a hold. */
 static void start_offload(orch *o, job_rec *j)
@@ -896,8 +488,8 @@ static void start_offload(orch *o, job_rec *j)
     o->offload_job = j != NULL ? j->pub.id : 0;
     o->cycle_started_ms = now;
     o->stats.offloads++;
-    emit(o, ORCH_EV_OFFLOAD_STARTED, 0, 0, 0, o->offload_job, o->llm_pid,
-         j != NULL ? "the image job does not fit beside the LLM" : o->hold_why);
+    orch_emit(o, ORCH_EV_OFFLOAD_STARTED, 0, 0, 0, o->offload_job, o->llm_pid,
+              j != NULL ? "the image job does not fit beside the LLM" : o->hold_why);
     o->llm = ORCH_LLM_DRAINING;
     o->ph = PH_DRAIN;
     o->drain_started_ms = now;
@@ -916,9 +508,10 @@ static void do_stop(orch *o)
                  "%zu request(s) still in flight after %d ms; their streams end with the stop",
                  left, o->o.drain_timeout_ms);
         o->stats.drain_timeouts++;
-        emit(o, ORCH_EV_DRAINED, o->stats.last_drain_ms, 0, GENAI_ETIMEOUT, o->offload_job, 0, why);
+        orch_emit(o, ORCH_EV_DRAINED, o->stats.last_drain_ms, 0, GENAI_ETIMEOUT, o->offload_job, 0,
+                  why);
     } else {
-        emit(o, ORCH_EV_DRAINED, o->stats.last_drain_ms, 0, 0, o->offload_job, 0, "");
+        orch_emit(o, ORCH_EV_DRAINED, o->stats.last_drain_ms, 0, 0, o->offload_job, 0, "");
     }
     uv_timer_stop(&o->t_phase);
     o->llm = ORCH_LLM_STOPPING;
@@ -948,18 +541,18 @@ static int min_residency_left(const orch *o, uint64_t since, uint64_t now, uint6
 
 static void step_idle(orch *o)
 {
-    grant_waiters(o);
+    orch_req_grant_waiters(o);
     if (o->n_holds > 0) {
         /* Held: the LLM goes aside once READY; nothing new starts. */
         if (o->llm == ORCH_LLM_READY) {
             start_offload(o, NULL);
-            kick(o);
+            orch_kick(o);
         }
         return;
     }
     if (o->running != NULL)
         return; /* one job at a time (invariant 2) */
-    job_rec *j = first_waiting(o);
+    job_rec *j = orch_job_first_waiting(o);
     int loaded = o->llm == ORCH_LLM_READY || o->llm == ORCH_LLM_LOADING;
     if (!loaded) {
         if (j != NULL) {
@@ -981,12 +574,12 @@ static void step_idle(orch *o)
         return; /* a loading LLM's footprint is not known yet: the job waits */
     genai_error e;
     genai_error_clear(&e);
-    switch (admit(o, j, &e)) {
+    switch (orch_job_admit(o, j, &e)) {
     case ADMIT_BESIDE: {
         char pl[96];
         plan_sd_placement_str(&j->placement, pl, sizeof(pl));
-        emit(o, ORCH_EV_IMAGE_PLACED, 0, 0, 0, j->pub.id, 0, pl);
-        dispatch(o, j, 1);
+        orch_emit(o, ORCH_EV_IMAGE_PLACED, 0, 0, 0, j->pub.id, 0, pl);
+        orch_job_dispatch(o, j, 1);
         break;
     }
     case ADMIT_OFFLOAD: {
@@ -1001,18 +594,18 @@ static void step_idle(orch *o)
     }
     case ADMIT_NO_FIT:
     case ADMIT_ERROR:
-        job_finish(o, j, e.code ? e.code : GENAI_ENO_FIT, e.detail);
-        prune_jobs(o);
+        orch_job_finish(o, j, e.code ? e.code : GENAI_ENO_FIT, e.detail);
+        orch_job_prune(o);
         break;
     }
-    kick(o);
+    orch_kick(o);
 }
 
 static void step_images(orch *o)
 {
     if (o->running != NULL || o->n_holds > 0)
         return;
-    job_rec *j = first_waiting(o);
+    job_rec *j = orch_job_first_waiting(o);
     int llm_wanted = o->have_llm && (o->wanted || orch_gate_waiting(&o->gate) > 0);
     uint64_t left;
     /* The job that caused the offload always runs; later ones while the
@@ -1024,7 +617,7 @@ static void step_images(orch *o)
                           !min_residency_left(o, o->burst_started_ms, orch_now_ms(), &left)));
     if (j != NULL && !over) {
         o->burst++;
-        dispatch(o, j, o->llm == ORCH_LLM_READY);
+        orch_job_dispatch(o, j, o->llm == ORCH_LLM_READY);
         return;
     }
     if (llm_wanted) {
@@ -1072,87 +665,13 @@ static void on_phase_timer(uv_timer_t *t)
     orch *o = t->data;
     if (o->ph == PH_RELOAD_WAIT) {
         load_attempt(o);
-        kick(o);
+        orch_kick(o);
         return;
     }
     step(o); /* drain deadline, minimum residency */
 }
 
-static void on_image_timer(uv_timer_t *t)
-{
-    orch *o = t->data;
-    if (o->running == NULL)
-        return;
-    o->running->timed_out = 1;
-    LOG_WARN(MOD, "image job %" PRIu64 " ran past %d ms; stopping it", o->running->pub.id,
-             o->o.image_timeout_ms);
-    img_runner_cancel(o->runner, o->running->pub.runner_id);
-}
-
-/* ---- runner callbacks
- * ----------------------------------------------------------------------------- */
-
-static void on_img_progress(void *arg, img_runner *r, const img_job *job)
-{
-    orch *o = arg;
-    const img_run_info *info = img_runner_info(r, job->id);
-    if (o->running != NULL && o->running->pub.runner_id == job->id && info != NULL &&
-        info->pid > 0 && o->img_pid != info->pid) {
-        o->img_pid = info->pid;
-        orch_res_set_state(&o->res, o->running->res_id, ORCH_RES_RESIDENT, info->pid,
-                           orch_now_ms());
-    }
-    if (o->user_on_progress != NULL)
-        o->user_on_progress(o->user_arg, r, job);
-}
-
-static void on_img_state(void *arg, img_runner *r, const img_job *job)
-{
-    orch *o = arg;
-    job_rec *j = job_by_runner_id(o, job->id);
-    if (j == NULL)
-        return;
-    const img_run_info *info = img_runner_info(r, job->id);
-    if (info != NULL && info->pid > 0)
-        o->img_pid = info->pid;
-    uint64_t now = orch_now_ms();
-    if (job->state == IMG_JOB_RUNNING) {
-        j->pub.started_ms = now;
-        if (info != NULL && info->planned)
-            orch_res_set_demand(&o->res, j->res_id, &info->demand);
-        orch_res_set_state(&o->res, j->res_id, ORCH_RES_LOADING, o->img_pid, now);
-        emit(o, ORCH_EV_IMAGE_STARTED, 0, 0, 0, j->pub.id, 0, "");
-        return;
-    }
-    if (job->state == IMG_JOB_QUEUED)
-        return;
-    uv_timer_stop(&o->t_image);
-    int code = job->state == IMG_JOB_SUCCEEDED ? 0 : job->error_code;
-    char msg[REASON_MAX];
-    const char *text = info != NULL && info->message != NULL ? info->message : job->error;
-    if (j->timed_out) {
-        code = GENAI_ETIMEOUT;
-        snprintf(msg, sizeof(msg), "the image job ran past %d ms and was stopped",
-                 o->o.image_timeout_ms);
-        text = msg;
-    }
-    if (code == 0 && job->state != IMG_JOB_SUCCEEDED)
-        code = GENAI_ECHILD_EXITED;
-    job_finish(o, j, code, text);
-    o->running = NULL;
-    /* Beside the LLM its memory needs no watching before the next decision
-     * (the planner reads the driver's figures); after an offload it is
-     * watched before the reload (end_burst). */
-    if (o->ph == PH_IMAGES)
-        orch_res_set_state(&o->res, j->res_id, ORCH_RES_LEAVING, 0, now);
-    else
-        orch_res_remove(&o->res, j->res_id);
-    prune_jobs(o);
-    kick(o);
-}
-
-/* ---- public API
- * ------------------------------------------------------------------------------------- */
+/* ---- public API ---------------------------------------------------------------- */
 
 static void on_handle_closed(uv_handle_t *h)
 {
@@ -1227,8 +746,8 @@ int orch_new(uv_loop_t *uv, const orch_opts *opts, orch **out, genai_error *err)
     img_runner_opts ro = opts->image;
     if (ro.probe == NULL && opts->probe != NULL)
         ro.probe = opts->probe;
-    ro.on_state = on_img_state;
-    ro.on_progress = on_img_progress;
+    ro.on_state = orch_job_on_state;
+    ro.on_progress = orch_job_on_progress;
     ro.arg = o;
     rc = img_runner_new(uv, &ro, &o->runner, err);
     if (rc < 0)
@@ -1259,13 +778,13 @@ void orch_free(orch *o)
 {
     if (o == NULL)
         return;
-    fail_waiters(o, GENAI_ECANCELLED, "genai is shutting down");
+    orch_req_fail_waiters(o, GENAI_ECANCELLED, "genai is shutting down");
     o->freeing = 1;
     orch_reclaim_free(o->reclaim);
     img_runner_free(o->runner);
     llm_runtime_free(o->rt);
     for (size_t i = 0; i < o->n_jobs; i++)
-        job_free(o->jobs[i]);
+        orch_job_free(o->jobs[i]);
     mem_free(o->jobs);
     orch_gate_free(&o->gate);
     cfg_free(&o->base);
@@ -1285,7 +804,7 @@ int orch_llm_load(orch *o, genai_error *err)
     if (!o->have_llm)
         return err_set(err, GENAI_ENOT_FOUND, "no LLM is configured");
     o->wanted = 1;
-    kick(o);
+    orch_kick(o);
     return 0;
 }
 
@@ -1333,12 +852,12 @@ int orch_llm_unload(orch *o, genai_error *err)
     switch (o->ph) {
     case PH_IDLE:
         o->wanted = 0;
-        fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
-        arm_gate_timer(o);
+        orch_req_fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
+        orch_req_arm_timer(o);
         if (o->llm == ORCH_LLM_READY || o->llm == ORCH_LLM_LOADING) {
             snprintf(o->hold_why, sizeof(o->hold_why), "unload");
             start_offload(o, NULL);
-            kick(o);
+            orch_kick(o);
             return 0;
         }
         o->llm = ORCH_LLM_ABSENT;
@@ -1350,13 +869,13 @@ int orch_llm_unload(orch *o, genai_error *err)
         /* An offload is under way: it ends with the reclaimed event, and
          * without a wanted LLM the burst does not reload it. */
         o->wanted = 0;
-        fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
-        arm_gate_timer(o);
+        orch_req_fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
+        orch_req_arm_timer(o);
         return 0;
     case PH_IMAGES:
         o->wanted = 0;
-        fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
-        arm_gate_timer(o);
+        orch_req_fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
+        orch_req_arm_timer(o);
         return 1;
     case PH_RECLAIM_IMG:
     case PH_RELOAD_WAIT:
@@ -1373,141 +892,6 @@ const char *orch_llm_model_id(const orch *o)
 const llm_rt_config *orch_llm_config(const orch *o)
 {
     return o->have_llm ? &o->base : NULL;
-}
-
-int orch_llm_acquire(orch *o, uint64_t deadline_ms, orch_llm_fn fn, void *arg, uint64_t *ticket,
-                     int *retry_after_s, genai_error *err)
-{
-    if (fn == NULL)
-        return err_set(err, GENAI_EBAD_ARG, "no callback");
-    if (!o->have_llm)
-        return err_set(err, GENAI_ENOT_FOUND, "no LLM is configured");
-    uint64_t t;
-    int rc = orch_gate_push(&o->gate, orch_now_ms(), deadline_ms, fn, arg, &t);
-    if (rc == GENAI_EBUSY) {
-        int ra = retry_after(o);
-        if (retry_after_s != NULL)
-            *retry_after_s = ra;
-        o->stats.requests_refused++;
-        return err_set(err, GENAI_EBUSY,
-                       "the LLM is temporarily unavailable (%s) and %zu requests already wait; "
-                       "retry after %d s",
-                       orch_llm_state_name(o->llm), orch_gate_waiting(&o->gate), ra);
-    }
-    if (rc < 0)
-        return err_set(err, rc, "queueing the request");
-    *ticket = t;
-    arm_gate_timer(o);
-    kick(o);
-    return 0;
-}
-
-int orch_llm_release(orch *o, uint64_t ticket)
-{
-    int rc = orch_gate_release(&o->gate, ticket);
-    if (rc == 0 && o->ph == PH_DRAIN)
-        kick(o);
-    return rc;
-}
-
-int orch_llm_cancel(orch *o, uint64_t ticket)
-{
-    int rc = orch_gate_cancel(&o->gate, ticket);
-    if (rc == 0)
-        arm_gate_timer(o);
-    return rc;
-}
-
-int orch_image_submit(orch *o, const img_request *req, const img_job_opts *jo, uint64_t *id,
-                      genai_error *err)
-{
-    int rc = img_request_validate(req, err);
-    if (rc < 0)
-        return rc;
-    size_t pending = 0;
-    for (size_t i = 0; i < o->n_jobs; i++)
-        pending += o->jobs[i]->pub.state != ORCH_JOB_DONE;
-    if (pending >= o->max_pending)
-        return err_set(err, GENAI_EBUSY, "%zu image jobs are pending; retry later", pending);
-    if (o->n_jobs == o->cap_jobs) {
-        size_t cap = o->cap_jobs ? o->cap_jobs * 2 : 16;
-        job_rec **v = mem_reallocarray(o->jobs, cap, sizeof(*v));
-        if (v == NULL)
-            return err_set(err, -ENOMEM, "image job");
-        o->jobs = v;
-        o->cap_jobs = cap;
-    }
-    job_rec *j = mem_calloc(1, sizeof(*j));
-    if (j == NULL)
-        return err_set(err, -ENOMEM, "image job");
-    if (img_request_copy(&j->req, req) < 0) {
-        mem_free(j);
-        return err_set(err, -ENOMEM, "image job");
-    }
-    /* The model's settings before admission: the plan must see the size,
-     * steps and structure that will run (SDXL's 1024x1024 when the request
-     * left the size out), and the runner must not resolve a second time. */
-    if (!j->req.settings_applied) {
-        img_resolution *res = mem_calloc(1, sizeof(*res));
-        if (res == NULL) {
-            job_free(j);
-            return err_set(err, -ENOMEM, "image job");
-        }
-        rc = img_resolve(&j->req, res, err);
-        if (rc < 0) {
-            mem_free(res);
-            job_free(j);
-            return rc;
-        }
-        for (size_t i = 0; i < res->resolved.n_warnings; i++)
-            LOG_INFO(MOD, "%s", res->resolved.warnings[i].message);
-        j->pub.resolution = res;
-    }
-    rc = img_request_resolve_seed(&j->req, err);
-    if (rc < 0) {
-        job_free(j);
-        return rc;
-    }
-    j->plan = jo != NULL ? jo->plan : IMG_PLAN_AUTO;
-    if (jo != NULL && jo->model != NULL) {
-        j->model = *jo->model;
-        j->has_model = 1;
-    } else if (o->size_fn == NULL && j->pub.resolution != NULL && j->pub.resolution->known) {
-        j->model = j->pub.resolution->plan; /* the family's structure, as the runner does */
-        j->has_model = 1;
-    }
-    j->pub.id = o->next_job_id++;
-    j->pub.state = ORCH_JOB_WAITING;
-    j->pub.created_ms = orch_now_ms();
-    o->jobs[o->n_jobs++] = j;
-    *id = j->pub.id;
-    kick(o);
-    return 0;
-}
-
-int orch_image_cancel(orch *o, uint64_t id)
-{
-    job_rec *j = job_find(o, id);
-    if (j == NULL || j->pub.state == ORCH_JOB_DONE)
-        return GENAI_ENOT_FOUND;
-    if (j->pub.state == ORCH_JOB_WAITING) {
-        job_finish(o, j, GENAI_ECANCELLED, "job cancelled by client");
-        kick(o);
-        return 0;
-    }
-    int rc = img_runner_cancel(o->runner, j->pub.runner_id);
-    return rc < 0 ? rc : 0;
-}
-
-const orch_job *orch_image_job(const orch *o, uint64_t id)
-{
-    job_rec *j = job_find(o, id);
-    return j != NULL ? &j->pub : NULL;
-}
-
-img_runner *orch_runner(orch *o)
-{
-    return o->runner;
 }
 
 orch_llm_state orch_llm_status(const orch *o, const char **reason)
@@ -1527,24 +911,6 @@ llm_runtime *orch_llm_runtime(orch *o)
     return o->rt;
 }
 
-size_t orch_llm_waiting(const orch *o)
-{
-    return orch_gate_waiting(&o->gate);
-}
-
-size_t orch_llm_inflight(const orch *o)
-{
-    return orch_gate_inflight(&o->gate);
-}
-
-size_t orch_images_pending(const orch *o)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < o->n_jobs; i++)
-        n += o->jobs[i]->pub.state != ORCH_JOB_DONE;
-    return n;
-}
-
 int orch_hold(orch *o, const char *why, uint32_t *id, genai_error *err)
 {
     if (o->n_holds == ORCH_MAX_HOLDS)
@@ -1554,7 +920,7 @@ int orch_hold(orch *o, const char *why, uint32_t *id, genai_error *err)
     o->holds[o->n_holds++] = o->next_hold;
     snprintf(o->hold_why, sizeof(o->hold_why), "%s", why != NULL ? why : "held");
     *id = o->next_hold;
-    kick(o);
+    orch_kick(o);
     return 0;
 }
 
@@ -1563,7 +929,7 @@ int orch_unhold(orch *o, uint32_t id)
     for (size_t i = 0; i < o->n_holds; i++) {
         if (o->holds[i] == id) {
             o->holds[i] = o->holds[--o->n_holds];
-            kick(o);
+            orch_kick(o);
             return 0;
         }
     }
