@@ -46,12 +46,6 @@
 #define STORE_RECV_BUFFER (512L * 1024L)
 #endif
 #define ATTEMPTS_HARD_CAP 1000u /* even with progress, give up eventually */
-/* Start writeback every 32 MiB so the final fsync has little left to do
- * (measured in docs/store.md: without it the fsync of a 512 MiB file alone
- * cost a quarter of the download time on a local server). */
-#ifndef WRITEBACK_STEP
-#define WRITEBACK_STEP (32u << 20)
-#endif
 
 const char *store_phase_name(store_phase phase)
 {
@@ -292,7 +286,6 @@ struct xfer {
     char linked_etag[STORE_SHA256_HEX];
     char repo_commit[41];
     int64_t last_report;
-    uint64_t flushed; /* writeback started up to here */
 };
 
 static void report(const struct xfer *x, store_phase phase, const char *reason)
@@ -437,16 +430,6 @@ static size_t on_body(char *buf, size_t size, size_t nitems, void *ud)
         return 0;
     }
     x->offset += done;
-#if defined(SYNC_FILE_RANGE_WRITE) && WRITEBACK_STEP > 0
-    if (x->flushed > x->offset) /* the file was started over */
-        x->flushed = 0;
-    if (x->offset - x->flushed >= WRITEBACK_STEP) {
-        /* Asynchronous: only queues the dirty pages for writing. */
-        sync_file_range(x->fd, (off_t)x->flushed, (off_t)(x->offset - x->flushed),
-                        SYNC_FILE_RANGE_WRITE);
-        x->flushed = x->offset;
-    }
-#endif
     return done; /* short count makes curl fail with CURLE_WRITE_ERROR */
 }
 

@@ -17,6 +17,7 @@
 #include "core/alloc.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -27,7 +28,8 @@ struct store_hasher {
     int fd;
     int threaded;
     uint64_t written, hashed;
-    uint64_t prefix; /* bytes on disk at start or restart: no lag limit while hashing them */
+    uint64_t flushed; /* without a thread: writeback started up to here */
+    uint64_t prefix;  /* bytes on disk at start or restart: no lag limit while hashing them */
     int busy, closing;
     int rc;            /* first error of the thread, 0 when none */
     genai_error error; /* its detail */
@@ -35,6 +37,20 @@ struct store_hasher {
     pthread_mutex_t mu;
     pthread_cond_t more, less;
 };
+
+/* Queues the dirty pages of a range for writing to disk. It returns once
+ * they are queued, which can take as long as the device needs to make room
+ * in its queue: that wait belongs on this thread, not the receiving one. */
+static void start_writeback(int fd, uint64_t off, uint64_t len)
+{
+#ifdef SYNC_FILE_RANGE_WRITE
+    (void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
+#else
+    (void)fd;
+    (void)off;
+    (void)len;
+#endif
+}
 
 static void *hasher_main(void *arg)
 {
@@ -54,6 +70,8 @@ static void *hasher_main(void *arg)
         genai_error e;
         genai_error_clear(&e);
         int rc = store_sha256_range(h->hash, h->fd, off, len, &e);
+        if (rc == 0)
+            start_writeback(h->fd, off, len);
         pthread_mutex_lock(&h->mu);
         h->busy = 0;
         if (rc < 0 && h->rc == 0) {
@@ -98,7 +116,7 @@ int store_hasher_start(store_hasher **out, store_sha256 *hash, int fd, uint64_t 
         mem_free(h);
         return rc;
     }
-    h->hashed = have;
+    h->hashed = h->flushed = have;
     *out = h;
     return 0;
 }
@@ -121,6 +139,10 @@ int store_hasher_wrote(store_hasher *h, const void *buf, size_t len, genai_error
             return err_set(err, rc, "SHA-256 update failed");
         h->written += len;
         h->hashed = h->written;
+        if (h->written - h->flushed >= STORE_HASHER_SLICE) {
+            start_writeback(h->fd, h->flushed, h->written - h->flushed);
+            h->flushed = h->written;
+        }
         return 0;
     }
     pthread_mutex_lock(&h->mu);
@@ -158,7 +180,7 @@ int store_hasher_restart(store_hasher *h, genai_error *err)
         return err_set(err, rc, "SHA-256 failed");
     if (h->threaded)
         pthread_mutex_lock(&h->mu);
-    h->written = h->hashed = h->prefix = 0;
+    h->written = h->hashed = h->prefix = h->flushed = 0;
     if (h->threaded)
         pthread_mutex_unlock(&h->mu);
     return 0;

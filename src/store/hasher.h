@@ -14,6 +14,10 @@
  * waits, so the bytes are still in memory when hashed. While the prefix is
  * being hashed the writer never waits (the backlog may then grow past the
  * lag, and is hashed from disk if the page cache let it go).
+ * Behind the hash it also starts the writeback of what it hashed
+ * (sync_file_range, SYNC_FILE_RANGE_WRITE), so the writer's final fsync has
+ * little left to do and the writer never waits for the disk's queue.
+ *
  * Without a thread (none could be started) every call hashes inline and the
  * results are the same.
  *
