@@ -24,6 +24,7 @@ static const struct cli_command commands[] = {
     {"list", "list the registered models", cmd_list},
     {"show", "show one model: files, digest, source", cmd_show},
     {"rm", "remove a model and its downloaded files", cmd_rm},
+    {"prune", "delete downloaded files no model uses (abandoned pulls)", cmd_prune},
     {"add", "register local model files in place", cmd_add},
     {"settings", "show or change a diffusion model's generation settings", cmd_settings},
     {"image", "make an image with stable-diffusion.cpp", cmd_image},

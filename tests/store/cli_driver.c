@@ -19,6 +19,7 @@ int main(int argc, char **argv)
                 {"list", cmd_list},
                 {"show", cmd_show},
                 {"rm", cmd_rm},
+                {"prune", cmd_prune},
                 {"add", cmd_add}};
     log_init_from_env();
     if (argc < 2)
