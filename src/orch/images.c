@@ -1,7 +1,7 @@
 /*
  * images.c - the orchestrator's image jobs (see images.h).
  *
- * A job_rec is the orchestrator's record of one orch_image_submit: the deep
+ * A orch_job_rec is the orchestrator's record of one orch_image_submit: the deep
  * copy of the request with the model's settings applied, the sized model,
  * and once admitted the placement and demand the decision used. Admission
  * checks the job with plan_fit() next to the residents (the planner's
@@ -36,7 +36,7 @@ static void on_image_timer(uv_timer_t *t);
 
 /* ---- jobs -------------------------------------------------------------------------- */
 
-job_rec *orch_job_find(const orch *o, uint64_t id)
+orch_job_rec *orch_job_find(const orch *o, uint64_t id)
 {
     for (size_t i = 0; i < o->n_jobs; i++)
         if (o->jobs[i]->pub.id == id)
@@ -44,7 +44,7 @@ job_rec *orch_job_find(const orch *o, uint64_t id)
     return NULL;
 }
 
-static job_rec *job_by_runner_id(const orch *o, uint64_t rid)
+static orch_job_rec *job_by_runner_id(const orch *o, uint64_t rid)
 {
     for (size_t i = 0; i < o->n_jobs; i++)
         if (o->jobs[i]->pub.state == ORCH_JOB_SUBMITTED && o->jobs[i]->pub.runner_id == rid)
@@ -52,7 +52,7 @@ static job_rec *job_by_runner_id(const orch *o, uint64_t rid)
     return NULL;
 }
 
-job_rec *orch_job_first_waiting(const orch *o)
+orch_job_rec *orch_job_first_waiting(const orch *o)
 {
     for (size_t i = 0; i < o->n_jobs; i++)
         if (o->jobs[i]->pub.state == ORCH_JOB_WAITING)
@@ -60,7 +60,7 @@ job_rec *orch_job_first_waiting(const orch *o)
     return NULL;
 }
 
-void orch_job_free(job_rec *j)
+void orch_job_free(orch_job_rec *j)
 {
     if (j == NULL)
         return;
@@ -88,7 +88,7 @@ void orch_job_prune(orch *o)
     }
 }
 
-void orch_job_finish(orch *o, job_rec *j, int code, const char *message)
+void orch_job_finish(orch *o, orch_job_rec *j, int code, const char *message)
 {
     uint64_t now = orch_now_ms();
     j->pub.state = ORCH_JOB_DONE;
@@ -105,7 +105,7 @@ void orch_job_finish(orch *o, job_rec *j, int code, const char *message)
 
 /* ---- admission ------------------------------------------------------------------------ */
 
-static plan_sd_placement requested(const job_rec *j, int gpu)
+static plan_sd_placement requested(const orch_job_rec *j, int gpu)
 {
     plan_sd_placement p = {.diffusion_fa = j->req.diffusion_fa,
                            .vae_tiling = j->req.vae_tiling,
@@ -119,7 +119,7 @@ static plan_sd_placement requested(const job_rec *j, int gpu)
 /* The placement for j in env: the planner's ladder from the requested
  * placement (AUTO), or exactly the requested one (FIXED); recorded in j
  * when it fits. */
-static int place(job_rec *j, const plan_sd_placement *base, const plan_fit_env *env,
+static int place(orch_job_rec *j, const plan_sd_placement *base, const plan_fit_env *env,
                  genai_error *err)
 {
     plan_sd_request pr = {img_request_width(&j->req), img_request_height(&j->req),
@@ -143,7 +143,7 @@ static int place(job_rec *j, const plan_sd_placement *base, const plan_fit_env *
     return rc;
 }
 
-admit_result orch_job_admit(orch *o, job_rec *j, genai_error *err)
+orch_admit orch_job_admit(orch *o, orch_job_rec *j, genai_error *err)
 {
     int rc;
     if (!j->has_model) {
@@ -151,14 +151,14 @@ admit_result orch_job_admit(orch *o, job_rec *j, genai_error *err)
         rc = fn(o->size_arg, &j->req, &j->model, err);
         if (rc < 0) {
             err_prefix(err, "sizing the model");
-            return ADMIT_ERROR;
+            return ORCH_ADMIT_ERROR;
         }
         j->has_model = 1;
     }
     probe_snapshot snap;
     rc = orch_sample(o, &snap, err);
     if (rc < 0)
-        return ADMIT_ERROR;
+        return ORCH_ADMIT_ERROR;
     plan_sd_placement base = requested(j, snap.n_gpus > 0 ? 0 : -1);
     plan_resident res[ORCH_RES_MAX];
     uint32_t n = orch_res_residents(&o->res, 0, snap.taken_at_ms, res, ORCH_RES_MAX);
@@ -166,10 +166,10 @@ admit_result orch_job_admit(orch *o, job_rec *j, genai_error *err)
     plan_fit_env_init(&env, &snap);
     env.residents = res;
     env.n_residents = n;
-    admit_result out = ADMIT_ERROR;
+    orch_admit out = ORCH_ADMIT_ERROR;
     rc = place(j, &base, &env, err);
     if (rc == 0) {
-        out = ADMIT_BESIDE;
+        out = ORCH_ADMIT_BESIDE;
         goto done;
     }
     if (rc != GENAI_ENO_FIT)
@@ -178,7 +178,7 @@ admit_result orch_job_admit(orch *o, job_rec *j, genai_error *err)
      * memory, and no LLM resident. */
     orch_resident *llm = orch_res_find(&o->res, ORCH_KIND_LLM);
     if (llm == NULL) {
-        out = ADMIT_NO_FIT;
+        out = ORCH_ADMIT_NO_FIT;
         goto done;
     }
     orch_snapshot_without(&snap, llm->pid, &llm->demand);
@@ -187,10 +187,10 @@ admit_result orch_job_admit(orch *o, job_rec *j, genai_error *err)
     genai_error_clear(err);
     rc = place(j, &base, &env, err);
     if (rc == 0) {
-        out = ADMIT_OFFLOAD;
+        out = ORCH_ADMIT_OFFLOAD;
     } else if (rc == GENAI_ENO_FIT) {
         err_prefix(err, "the image job does not fit even with the LLM moved aside");
-        out = ADMIT_NO_FIT;
+        out = ORCH_ADMIT_NO_FIT;
     }
 done:
     probe_snapshot_free(&snap);
@@ -198,7 +198,7 @@ done:
 }
 
 /* Hands j to the runner. beside: the LLM stays. */
-void orch_job_dispatch(orch *o, job_rec *j, int beside)
+void orch_job_dispatch(orch *o, orch_job_rec *j, int beside)
 {
     img_request req = j->req; /* shallow: the runner deep-copies */
     if (j->placed) {
@@ -264,7 +264,7 @@ void orch_job_on_progress(void *arg, img_runner *r, const img_job *job)
 void orch_job_on_state(void *arg, img_runner *r, const img_job *job)
 {
     orch *o = arg;
-    job_rec *j = job_by_runner_id(o, job->id);
+    orch_job_rec *j = job_by_runner_id(o, job->id);
     if (j == NULL)
         return;
     const img_run_info *info = img_runner_info(r, job->id);
@@ -283,7 +283,7 @@ void orch_job_on_state(void *arg, img_runner *r, const img_job *job)
         return;
     uv_timer_stop(&o->t_image);
     int code = job->state == IMG_JOB_SUCCEEDED ? 0 : job->error_code;
-    char msg[REASON_MAX];
+    char msg[ORCH_REASON_MAX];
     const char *text = info != NULL && info->message != NULL ? info->message : job->error;
     if (j->timed_out) {
         code = GENAI_ETIMEOUT;
@@ -298,7 +298,7 @@ void orch_job_on_state(void *arg, img_runner *r, const img_job *job)
     /* Beside the LLM its memory needs no watching before the next decision
      * (the planner reads the driver's figures); after an offload it is
      * watched before the reload (end_burst). */
-    if (o->ph == PH_IMAGES)
+    if (o->ph == ORCH_PH_IMAGES)
         orch_res_set_state(&o->res, j->res_id, ORCH_RES_LEAVING, 0, now);
     else
         orch_res_remove(&o->res, j->res_id);
@@ -321,13 +321,13 @@ int orch_image_submit(orch *o, const img_request *req, const img_job_opts *jo, u
         return err_set(err, GENAI_EBUSY, "%zu image jobs are pending; retry later", pending);
     if (o->n_jobs == o->cap_jobs) {
         size_t cap = o->cap_jobs ? o->cap_jobs * 2 : 16;
-        job_rec **v = mem_reallocarray(o->jobs, cap, sizeof(*v));
+        orch_job_rec **v = mem_reallocarray(o->jobs, cap, sizeof(*v));
         if (v == NULL)
             return err_set(err, -ENOMEM, "image job");
         o->jobs = v;
         o->cap_jobs = cap;
     }
-    job_rec *j = mem_calloc(1, sizeof(*j));
+    orch_job_rec *j = mem_calloc(1, sizeof(*j));
     if (j == NULL)
         return err_set(err, -ENOMEM, "image job");
     if (img_request_copy(&j->req, req) < 0) {
@@ -377,7 +377,7 @@ int orch_image_submit(orch *o, const img_request *req, const img_job_opts *jo, u
 
 int orch_image_cancel(orch *o, uint64_t id)
 {
-    job_rec *j = orch_job_find(o, id);
+    orch_job_rec *j = orch_job_find(o, id);
     if (j == NULL || j->pub.state == ORCH_JOB_DONE)
         return GENAI_ENOT_FOUND;
     if (j->pub.state == ORCH_JOB_WAITING) {
@@ -391,7 +391,7 @@ int orch_image_cancel(orch *o, uint64_t id)
 
 const orch_job *orch_image_job(const orch *o, uint64_t id)
 {
-    job_rec *j = orch_job_find(o, id);
+    orch_job_rec *j = orch_job_find(o, id);
     return j != NULL ? &j->pub : NULL;
 }
 

@@ -13,40 +13,40 @@
 
 #include "orch/orch_int.h"
 
-typedef enum admit_result {
-    ADMIT_BESIDE = 0, /* fits next to what is resident: run now */
-    ADMIT_OFFLOAD,    /* fits once the LLM is aside */
-    ADMIT_NO_FIT,     /* fits nowhere: fail the job */
-    ADMIT_ERROR,
-} admit_result;
+typedef enum orch_admit {
+    ORCH_ADMIT_BESIDE = 0, /* fits next to what is resident: run now */
+    ORCH_ADMIT_OFFLOAD,    /* fits once the LLM is aside */
+    ORCH_ADMIT_NO_FIT,     /* fits nowhere: fail the job */
+    ORCH_ADMIT_ERROR,
+} orch_admit;
 
 /* The job with the orchestrator's id id, or NULL; o owns it. */
-job_rec *orch_job_find(const orch *o, uint64_t id);
+orch_job_rec *orch_job_find(const orch *o, uint64_t id);
 
 /* The oldest job still WAITING, or NULL; o owns it. */
-job_rec *orch_job_first_waiting(const orch *o);
+orch_job_rec *orch_job_first_waiting(const orch *o);
 
 /* Frees a record and what it owns (request copy, message, resolution).
  * Accepts NULL. */
-void orch_job_free(job_rec *j);
+void orch_job_free(orch_job_rec *j);
 
 /* Frees the oldest finished jobs beyond the number kept for orch_image_job. */
 void orch_job_prune(orch *o);
 
 /* Marks j DONE with code and message (copied when code != 0; may be NULL),
  * records its run time and emits image_done. */
-void orch_job_finish(orch *o, job_rec *j, int code, const char *message);
+void orch_job_finish(orch *o, orch_job_rec *j, int code, const char *message);
 
 /* Decides where j can run now: sizes its model when not known yet, samples
  * the probe and places j beside the residents, else on the same snapshot
- * without the LLM. On ADMIT_BESIDE and ADMIT_OFFLOAD j's placement and
- * demand are set; on ADMIT_NO_FIT and ADMIT_ERROR err says why. */
-admit_result orch_job_admit(orch *o, job_rec *j, genai_error *err);
+ * without the LLM. On ORCH_ADMIT_BESIDE and ORCH_ADMIT_OFFLOAD j's placement and
+ * demand are set; on ORCH_ADMIT_NO_FIT and ORCH_ADMIT_ERROR err says why. */
+orch_admit orch_job_admit(orch *o, orch_job_rec *j, genai_error *err);
 
 /* Hands j to the runner at its admitted placement (beside: the LLM stays),
  * makes it o->running and starts the image timeout; a submit the runner
  * refuses finishes j with the runner's error. */
-void orch_job_dispatch(orch *o, job_rec *j, int beside);
+void orch_job_dispatch(orch *o, orch_job_rec *j, int beside);
 
 /* The runner's state callback (img_runner_opts.on_state; arg: the orch):
  * records the pid and start, finishes the job when the runner does, and

@@ -229,7 +229,7 @@ static void load_failed(orch *o, int code, const char *detail)
     o->wanted = 0;
     o->reloading = 0;
     o->after_swap = 0;
-    o->ph = PH_IDLE;
+    o->ph = ORCH_PH_IDLE;
     if (o->llm_res != 0) {
         orch_res_remove(&o->res, o->llm_res);
         o->llm_res = 0;
@@ -263,7 +263,7 @@ static void load_attempt(orch *o)
     }
     if (rc == 0) {
         o->llm = ORCH_LLM_LOADING;
-        o->ph = PH_IDLE;
+        o->ph = ORCH_PH_IDLE;
         const llm_rt_plan *pl = llm_runtime_plan(o->rt);
         uint32_t id;
         if (o->llm_res == 0 &&
@@ -278,7 +278,7 @@ static void load_attempt(orch *o)
         /* Memory may still be coming back: the same check again later. */
         set_reason(o, e.detail);
         o->llm = ORCH_LLM_RELOADING;
-        o->ph = PH_RELOAD_WAIT;
+        o->ph = ORCH_PH_RELOAD_WAIT;
         uint64_t left = (uint64_t)o->o.reload_timeout_ms - (now - o->reload_started_ms);
         uint64_t d = (uint64_t)o->backoff_ms < left ? (uint64_t)o->backoff_ms : left;
         o->backoff_ms =
@@ -327,7 +327,7 @@ static void on_reload_reclaimed(void *arg, const orch_reclaim_result *r)
 /* The burst is over: wait for the image side's memory, then (re)load. */
 static void end_burst(orch *o)
 {
-    o->ph = PH_RECLAIM_IMG;
+    o->ph = ORCH_PH_RECLAIM_IMG;
     o->llm = ORCH_LLM_RELOADING;
     orch_reclaim_target t;
     memset(&t, 0, sizeof(t));
@@ -359,7 +359,7 @@ static void on_llm_reclaimed(void *arg, const orch_reclaim_result *r)
         o->llm_res = 0;
     }
     o->llm = ORCH_LLM_AWAY;
-    o->ph = PH_IMAGES;
+    o->ph = ORCH_PH_IMAGES;
     o->burst = 0;
     o->burst_started_ms = orch_now_ms();
     orch_kick(o);
@@ -372,12 +372,12 @@ static void llm_stopped(orch *o)
     o->stats.last_stop_ms = now - o->stop_started_ms;
     orch_emit(o, ORCH_EV_LLM_STOPPED, o->stats.last_stop_ms, 0, 0, o->offload_job, o->llm_pid, "");
     orch_res_set_state(&o->res, o->llm_res, ORCH_RES_LEAVING, 0, now);
-    o->ph = PH_RECLAIM_LLM;
+    o->ph = ORCH_PH_RECLAIM_LLM;
     orch_reclaim_target t;
     memset(&t, 0, sizeof(t));
     if (o->llm_pid > 0)
         t.pids[t.n_pids++] = o->llm_pid;
-    job_rec *j = orch_job_find(o, o->offload_job);
+    orch_job_rec *j = orch_job_find(o, o->offload_job);
     if (j != NULL && j->placed) {
         t.have_need = 1;
         t.need = j->demand;
@@ -457,8 +457,8 @@ static void on_rt_event(void *arg, llm_runtime *rt, const llm_rt_event *ev)
         break;
     case LLM_RT_STOPPED:
     case LLM_RT_FAILED:
-        if (o->ph == PH_STOP || o->ph == PH_DRAIN) {
-            if (o->ph == PH_STOP)
+        if (o->ph == ORCH_PH_STOP || o->ph == ORCH_PH_DRAIN) {
+            if (o->ph == ORCH_PH_STOP)
                 llm_stopped(o);
             /* In DRAIN the runtime died on its own; step() stops (a no-op)
              * and continues with the reclamation. */
@@ -482,7 +482,7 @@ static void on_rt_event(void *arg, llm_runtime *rt, const llm_rt_event *ev)
 /* ---- the phases ---------------------------------------------------------------- */
 
 /* j: the image job that needs the GPU, or NULL for a hold. */
-static void start_offload(orch *o, job_rec *j)
+static void start_offload(orch *o, orch_job_rec *j)
 {
     uint64_t now = orch_now_ms();
     o->offload_job = j != NULL ? j->pub.id : 0;
@@ -491,7 +491,7 @@ static void start_offload(orch *o, job_rec *j)
     orch_emit(o, ORCH_EV_OFFLOAD_STARTED, 0, 0, 0, o->offload_job, o->llm_pid,
               j != NULL ? "the image job does not fit beside the LLM" : o->hold_why);
     o->llm = ORCH_LLM_DRAINING;
-    o->ph = PH_DRAIN;
+    o->ph = ORCH_PH_DRAIN;
     o->drain_started_ms = now;
     o->drain_deadline_ms = now + (uint64_t)o->o.drain_timeout_ms;
     uv_timer_start(&o->t_phase, on_phase_timer, (uint64_t)o->o.drain_timeout_ms, 0);
@@ -515,7 +515,7 @@ static void do_stop(orch *o)
     }
     uv_timer_stop(&o->t_phase);
     o->llm = ORCH_LLM_STOPPING;
-    o->ph = PH_STOP;
+    o->ph = ORCH_PH_STOP;
     o->stop_started_ms = now;
     pid_t pid = llm_runtime_pid(o->rt);
     if (pid > 0)
@@ -552,12 +552,12 @@ static void step_idle(orch *o)
     }
     if (o->running != NULL)
         return; /* one job at a time (invariant 2) */
-    job_rec *j = orch_job_first_waiting(o);
+    orch_job_rec *j = orch_job_first_waiting(o);
     int loaded = o->llm == ORCH_LLM_READY || o->llm == ORCH_LLM_LOADING;
     if (!loaded) {
         if (j != NULL) {
             /* No LLM on the GPU: the images go first, then the LLM if wanted. */
-            o->ph = PH_IMAGES;
+            o->ph = ORCH_PH_IMAGES;
             o->burst = 0;
             o->burst_started_ms = orch_now_ms();
             o->llm = o->llm == ORCH_LLM_FAILED ? ORCH_LLM_FAILED : ORCH_LLM_AWAY;
@@ -575,14 +575,14 @@ static void step_idle(orch *o)
     genai_error e;
     genai_error_clear(&e);
     switch (orch_job_admit(o, j, &e)) {
-    case ADMIT_BESIDE: {
+    case ORCH_ADMIT_BESIDE: {
         char pl[96];
         plan_sd_placement_str(&j->placement, pl, sizeof(pl));
         orch_emit(o, ORCH_EV_IMAGE_PLACED, 0, 0, 0, j->pub.id, 0, pl);
         orch_job_dispatch(o, j, 1);
         break;
     }
-    case ADMIT_OFFLOAD: {
+    case ORCH_ADMIT_OFFLOAD: {
         uint64_t left;
         orch_resident *r = orch_res_find(&o->res, ORCH_KIND_LLM);
         if (r != NULL && min_residency_left(o, r->resident_ms, orch_now_ms(), &left)) {
@@ -592,8 +592,8 @@ static void step_idle(orch *o)
         start_offload(o, j);
         break;
     }
-    case ADMIT_NO_FIT:
-    case ADMIT_ERROR:
+    case ORCH_ADMIT_NO_FIT:
+    case ORCH_ADMIT_ERROR:
         orch_job_finish(o, j, e.code ? e.code : GENAI_ENO_FIT, e.detail);
         orch_job_prune(o);
         break;
@@ -605,7 +605,7 @@ static void step_images(orch *o)
 {
     if (o->running != NULL || o->n_holds > 0)
         return;
-    job_rec *j = orch_job_first_waiting(o);
+    orch_job_rec *j = orch_job_first_waiting(o);
     int llm_wanted = o->have_llm && (o->wanted || orch_gate_waiting(&o->gate) > 0);
     uint64_t left;
     /* The job that caused the offload always runs; later ones while the
@@ -625,7 +625,7 @@ static void step_images(orch *o)
         return;
     }
     drop_images(o);
-    o->ph = PH_IDLE;
+    o->ph = ORCH_PH_IDLE;
     if (o->llm == ORCH_LLM_AWAY)
         o->llm = ORCH_LLM_ABSENT;
 }
@@ -635,20 +635,20 @@ static void step(orch *o)
     if (o->freeing)
         return;
     switch (o->ph) {
-    case PH_IDLE:
+    case ORCH_PH_IDLE:
         step_idle(o);
         break;
-    case PH_DRAIN:
+    case ORCH_PH_DRAIN:
         if (orch_gate_inflight(&o->gate) == 0 || orch_now_ms() >= o->drain_deadline_ms)
             do_stop(o);
         break;
-    case PH_IMAGES:
+    case ORCH_PH_IMAGES:
         step_images(o);
         break;
-    case PH_STOP:
-    case PH_RECLAIM_LLM:
-    case PH_RECLAIM_IMG:
-    case PH_RELOAD_WAIT:
+    case ORCH_PH_STOP:
+    case ORCH_PH_RECLAIM_LLM:
+    case ORCH_PH_RECLAIM_IMG:
+    case ORCH_PH_RELOAD_WAIT:
         break; /* an event or a timer moves on */
     }
 }
@@ -663,7 +663,7 @@ static void on_kick(uv_idle_t *h)
 static void on_phase_timer(uv_timer_t *t)
 {
     orch *o = t->data;
-    if (o->ph == PH_RELOAD_WAIT) {
+    if (o->ph == ORCH_PH_RELOAD_WAIT) {
         load_attempt(o);
         orch_kick(o);
         return;
@@ -814,9 +814,9 @@ int orch_llm_configure(orch *o, const llm_rt_config *cfg, genai_error *err)
         return err_set(err, GENAI_EBAD_ARG, "the LLM configuration names no model");
     if (o->have_llm) {
         int idle_llm = o->llm == ORCH_LLM_ABSENT || o->llm == ORCH_LLM_FAILED ||
-                       (o->llm == ORCH_LLM_AWAY && o->ph == PH_IMAGES);
+                       (o->llm == ORCH_LLM_AWAY && o->ph == ORCH_PH_IMAGES);
         llm_rt_state st = o->rt != NULL ? llm_runtime_state(o->rt) : LLM_RT_STOPPED;
-        if (!idle_llm || (o->ph != PH_IDLE && o->ph != PH_IMAGES) ||
+        if (!idle_llm || (o->ph != ORCH_PH_IDLE && o->ph != ORCH_PH_IMAGES) ||
             orch_gate_waiting(&o->gate) > 0 || orch_gate_inflight(&o->gate) > 0 ||
             (st != LLM_RT_STOPPED && st != LLM_RT_FAILED))
             return err_set(err, GENAI_EBUSY, "the LLM %s is %s; unload it first",
@@ -840,7 +840,7 @@ int orch_llm_configure(orch *o, const llm_rt_config *cfg, genai_error *err)
     o->attempt = 0;
     o->llm_pid = 0;
     o->reason[0] = '\0';
-    if (o->ph == PH_IDLE)
+    if (o->ph == ORCH_PH_IDLE)
         o->llm = ORCH_LLM_ABSENT;
     return 0;
 }
@@ -850,7 +850,7 @@ int orch_llm_unload(orch *o, genai_error *err)
     if (!o->have_llm)
         return err_set(err, GENAI_ENOT_FOUND, "no LLM is configured");
     switch (o->ph) {
-    case PH_IDLE:
+    case ORCH_PH_IDLE:
         o->wanted = 0;
         orch_req_fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
         orch_req_arm_timer(o);
@@ -863,22 +863,22 @@ int orch_llm_unload(orch *o, genai_error *err)
         o->llm = ORCH_LLM_ABSENT;
         o->reason[0] = '\0';
         return 1;
-    case PH_DRAIN:
-    case PH_STOP:
-    case PH_RECLAIM_LLM:
+    case ORCH_PH_DRAIN:
+    case ORCH_PH_STOP:
+    case ORCH_PH_RECLAIM_LLM:
         /* An offload is under way: it ends with the reclaimed event, and
          * without a wanted LLM the burst does not reload it. */
         o->wanted = 0;
         orch_req_fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
         orch_req_arm_timer(o);
         return 0;
-    case PH_IMAGES:
+    case ORCH_PH_IMAGES:
         o->wanted = 0;
         orch_req_fail_waiters(o, GENAI_EUNAVAILABLE, "the LLM was unloaded");
         orch_req_arm_timer(o);
         return 1;
-    case PH_RECLAIM_IMG:
-    case PH_RELOAD_WAIT:
+    case ORCH_PH_RECLAIM_IMG:
+    case ORCH_PH_RELOAD_WAIT:
         break;
     }
     return err_set(err, GENAI_EBUSY, "the LLM is being reloaded after an image burst; retry");

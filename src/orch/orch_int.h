@@ -22,20 +22,20 @@
 #include <uv.h>
 
 enum {
-    REASON_MAX = GENAI_ERROR_DETAIL_MAX,
+    ORCH_REASON_MAX = GENAI_ERROR_DETAIL_MAX,
 };
 
-typedef enum phase {
-    PH_IDLE = 0,
-    PH_DRAIN,
-    PH_STOP,
-    PH_RECLAIM_LLM,
-    PH_IMAGES,
-    PH_RECLAIM_IMG,
-    PH_RELOAD_WAIT,
-} phase;
+typedef enum orch_phase {
+    ORCH_PH_IDLE = 0,
+    ORCH_PH_DRAIN,
+    ORCH_PH_STOP,
+    ORCH_PH_RECLAIM_LLM,
+    ORCH_PH_IMAGES,
+    ORCH_PH_RECLAIM_IMG,
+    ORCH_PH_RELOAD_WAIT,
+} orch_phase;
 
-typedef struct job_rec {
+typedef struct orch_job_rec {
     orch_job pub;
     img_request req; /* deep copy */
     img_plan_mode plan;
@@ -46,7 +46,7 @@ typedef struct job_rec {
     plan_demand demand;
     int timed_out;
     uint32_t res_id;
-} job_rec;
+} orch_job_rec;
 
 struct orch {
     uv_loop_t *uv;
@@ -68,7 +68,7 @@ struct orch {
     llm_runtime *rt;
     int rt_pinned; /* rt was created from o->pinned */
     orch_llm_state llm;
-    char reason[REASON_MAX];
+    char reason[ORCH_REASON_MAX];
     int wanted;     /* load it when possible */
     int reloading;  /* the current load is a reload after an offload */
     int after_swap; /* ENO_FIT may mean memory still coming back: retry */
@@ -83,17 +83,17 @@ struct orch {
 
     /* image jobs */
     img_runner *runner;
-    job_rec **jobs;
+    orch_job_rec **jobs;
     size_t n_jobs, cap_jobs;
     uint64_t next_job_id;
-    job_rec *running;
+    orch_job_rec *running;
     int32_t img_pid;
     size_t max_pending;
     uint32_t burst;
     uint64_t burst_started_ms;
     uint64_t offload_job;
 
-    phase ph;
+    orch_phase ph;
     uint32_t holds[ORCH_MAX_HOLDS]; /* orch_hold ids (watch.c, reserve.c) */
     size_t n_holds;
     uint32_t next_hold;

@@ -71,7 +71,7 @@ static void answer(orch *o, const orch_gate_waiter *w, int code, const char *det
 /* Answers every waiter with the reason the LLM is not coming (invariant 4). */
 void orch_req_fail_waiters(orch *o, int code, const char *why)
 {
-    char detail[REASON_MAX + 128];
+    char detail[ORCH_REASON_MAX + 128];
     orch_gate_waiter w;
     while (orch_gate_pop(&o->gate, &w)) {
         snprintf(detail, sizeof(detail), "the LLM is temporarily unavailable: %s; retry after %d s",
@@ -82,14 +82,14 @@ void orch_req_fail_waiters(orch *o, int code, const char *why)
 
 void orch_req_grant_waiters(orch *o)
 {
-    if (o->llm != ORCH_LLM_READY || o->ph != PH_IDLE || o->rt == NULL || o->n_holds > 0)
+    if (o->llm != ORCH_LLM_READY || o->ph != ORCH_PH_IDLE || o->rt == NULL || o->n_holds > 0)
         return;
     llm_rt_endpoint ep;
     genai_error e;
     if (llm_runtime_endpoint(o->rt, &ep, &e) < 0)
         return;
     orch_gate_waiter w;
-    while (o->llm == ORCH_LLM_READY && o->ph == PH_IDLE && orch_gate_pop(&o->gate, &w)) {
+    while (o->llm == ORCH_LLM_READY && o->ph == ORCH_PH_IDLE && orch_gate_pop(&o->gate, &w)) {
         if (orch_gate_hold(&o->gate, w.ticket) < 0) {
             answer(o, &w, -ENOMEM, "out of memory");
             continue;
@@ -124,7 +124,7 @@ static void on_gate_timer(uv_timer_t *t)
     uint64_t now = orch_now_ms();
     orch_gate_waiter w;
     while (orch_gate_pop_expired(&o->gate, now, &w)) {
-        char detail[REASON_MAX + 160];
+        char detail[ORCH_REASON_MAX + 160];
         int ra = retry_after(o);
         snprintf(detail, sizeof(detail),
                  "the LLM is temporarily unavailable (%s%s%s); retry after %d s",
@@ -167,7 +167,7 @@ int orch_llm_acquire(orch *o, uint64_t deadline_ms, orch_llm_fn fn, void *arg, u
 int orch_llm_release(orch *o, uint64_t ticket)
 {
     int rc = orch_gate_release(&o->gate, ticket);
-    if (rc == 0 && o->ph == PH_DRAIN)
+    if (rc == 0 && o->ph == ORCH_PH_DRAIN)
         orch_kick(o);
     return rc;
 }
