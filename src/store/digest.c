@@ -2,13 +2,17 @@
  * digest.c - SHA-256 through OpenSSL's EVP interface (see digest.h).
  *
  * The EVP context is kept behind a void pointer so that the rest of the store
- * does not include OpenSSL headers. Files are hashed straight from the page
+ * does not include OpenSSL headers.
+ *
+ * Two ways to read a file. store_sha256_range hashes straight from the page
  * cache through read-only mappings of HASH_WINDOW bytes (no copy: 15-25%
  * faster than pread into a buffer on the 2-core test machine, measured with a
  * 512 MiB file on tmpfs), with pread as the fallback where mmap is refused.
- * A mapping faults (SIGBUS) if another process truncates the file under it;
- * the store's files are written and read under its own locks (lock.h), and
- * the size is checked before each range.
+ * A mapping faults (SIGBUS, fatal to the daemon too) if another process
+ * truncates the file under it, so it is only for the partial file a download
+ * writes under the store's lock (hasher.c). store_sha256_fd and
+ * store_sha256_file, used on files a user or another program may still be
+ * changing (`genai add`), read with pread: a file cut short is an error.
  */
 #include "store/digest.h"
 
@@ -139,7 +143,7 @@ int store_sha256_range(store_sha256 *h, int fd, uint64_t off, uint64_t len, gena
 
 int store_sha256_fd(store_sha256 *h, int fd, uint64_t len, genai_error *err)
 {
-    return store_sha256_range(h, fd, 0, len, err);
+    return hash_read(h, fd, 0, len, err);
 }
 
 int store_sha256_file(const char *path, char hex[STORE_SHA256_HEX], uint64_t *size_out,

@@ -1,10 +1,10 @@
 /*
  * digest.h - SHA-256 for the model store (OpenSSL libcrypto EVP).
  *
- * Downloads hash bytes as they arrive (store_sha256_update), a resumed
- * download first re-hashes the prefix already on disk (store_sha256_fd), and
- * `genai add` hashes local files whole (store_sha256_file). Digests travel as
- * 64 lowercase hex characters plus a NUL.
+ * Downloads hash their partial file behind the writer (store_sha256_range,
+ * through hasher.h), and `genai add` hashes local files whole
+ * (store_sha256_file). Digests travel as 64 lowercase hex characters plus a
+ * NUL.
  */
 #ifndef GENAI_STORE_DIGEST_H
 #define GENAI_STORE_DIGEST_H
@@ -29,12 +29,15 @@ int store_sha256_final(store_sha256 *h, char hex[STORE_SHA256_HEX]);
 /* Releases the context; accepts NULL and a zeroed struct. */
 void store_sha256_free(store_sha256 *h);
 
-/* Hashes bytes [off, off + len) of the open file fd into h (mapped, or read
+/* Hashes bytes [off, off + len) of the open file fd into h, mapped (read
  * with pread where the file cannot be mapped). Fails with GENAI_ECORRUPT
- * when the file is shorter than off + len. */
+ * when the file is shorter than off + len. Only for a file no other process
+ * may truncate meanwhile (a download's partial, under the store's lock): a
+ * mapped page past a new end of file raises SIGBUS. */
 int store_sha256_range(store_sha256 *h, int fd, uint64_t off, uint64_t len, genai_error *err);
 
-/* Hashes the first len bytes of fd into h: store_sha256_range from 0. */
+/* Hashes the first len bytes of fd into h with pread, safe on a file that
+ * changes meanwhile. Fails with GENAI_ECORRUPT when the file is shorter. */
 int store_sha256_fd(store_sha256 *h, int fd, uint64_t len, genai_error *err);
 
 /* Hashes the whole file at path; writes the digest and (optional) size. */

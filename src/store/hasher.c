@@ -111,7 +111,7 @@ int store_hasher_start(store_hasher **out, store_sha256 *hash, int fd, uint64_t 
         pthread_mutex_destroy(&h->mu);
     }
     /* No thread: the same results, hashed on the caller's thread. */
-    int rc = store_sha256_fd(hash, fd, have, err);
+    int rc = store_sha256_range(hash, fd, 0, have, err);
     if (rc < 0) {
         mem_free(h);
         return rc;
