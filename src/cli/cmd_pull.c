@@ -63,7 +63,7 @@ static void usage(FILE *out)
 {
     fprintf(out, "Usage: genai pull REF [--name ID] [--display-name TEXT] [--kind llm|diffusion]\n"
                  "                      [--vae REF] [--clip-l REF] [--clip-g REF] [--t5xxl REF]\n"
-                 "                      [--sha256 HEX] [--allow-http] [--json]\n\n"
+                 "                      [--sha256 [ROLE=]HEX] [--allow-http] [--json]\n\n"
                  "REF is one of:\n"
                  "  owner/repo[:QUANT][@REV]             the GGUF file of that quantization\n"
                  "                                       (default Q4_K_M) on Hugging Face\n"
@@ -74,7 +74,9 @@ static void usage(FILE *out)
                  "--clip-g and --t5xxl, each hf://owner/repo/path/file[@REV] or a URL; they\n"
                  "imply --kind diffusion. Every reference is resolved before the first\n"
                  "download, and a set missing a part its family needs is refused (the files\n"
-                 "already pulled stay and are not downloaded again).\n\n"
+                 "already pulled stay and are not downloaded again). Hugging Face files\n"
+                 "carry their digest; a component given as a URL is verified with\n"
+                 "--sha256 ROLE=HEX (e.g. --sha256 vae=...).\n\n"
                  "Downloads resume after an interruption; files are verified with SHA-256\n"
                  "before they are registered. HF_TOKEN is sent to Hugging Face only.\n"
                  "GENAI_HF_ENDPOINT overrides https://huggingface.co.\n");
@@ -102,6 +104,12 @@ int cmd_pull(int argc, char **argv)
 {
     store_pull_opts o = {0};
     store_pull_component comps[N_COMPONENTS];
+    struct {
+        const char *role; /* role_len bytes, not terminated */
+        size_t role_len;
+        const char *hex;
+    } digests[N_COMPONENTS];
+    size_t n_digests = 0;
     int json = 0, allow_http = 0;
     const char *kind = NULL;
     for (int i = 1; i < argc; i++) {
@@ -131,7 +139,19 @@ int cmd_pull(int argc, char **argv)
         } else if ((v = flag_value(argc, argv, &i, "--kind")) != NULL) {
             kind = v;
         } else if ((v = flag_value(argc, argv, &i, "--sha256")) != NULL) {
-            o.sha256 = v;
+            /* HEX for the main file, ROLE=HEX for a component's URL. */
+            const char *eq = strchr(v, '=');
+            if (eq == NULL) {
+                if (o.sha256 != NULL)
+                    return cli_usage_error("pull", "--sha256 given twice");
+                o.sha256 = v;
+            } else if (n_digests == N_COMPONENTS) {
+                return cli_usage_error("pull", "more --sha256 ROLE=HEX than components");
+            } else {
+                digests[n_digests].role_len = (size_t)(eq - v);
+                digests[n_digests].role = v;
+                digests[n_digests++].hex = eq + 1;
+            }
         } else if (argv[i][0] == '-') {
             return cli_usage_error("pull", "unknown or incomplete flag '%s'", argv[i]);
         } else if (o.ref == NULL) {
@@ -144,6 +164,21 @@ int cmd_pull(int argc, char **argv)
         return cli_usage_error("pull", "what should I pull?");
     if (kind != NULL && store_kind_parse(kind, &o.kind) < 0)
         return cli_usage_error("pull", "--kind is llm or diffusion, not '%s'", kind);
+    for (size_t d = 0; d < n_digests; d++) {
+        store_pull_component *target = NULL;
+        for (size_t k = 0; k < o.n_components; k++) {
+            if (strlen(comps[k].role) == digests[d].role_len &&
+                strncmp(comps[k].role, digests[d].role, digests[d].role_len) == 0)
+                target = &comps[k];
+        }
+        if (target == NULL)
+            return cli_usage_error("pull", "--sha256 %.*s=...: no component %.*s given",
+                                   (int)digests[d].role_len, digests[d].role,
+                                   (int)digests[d].role_len, digests[d].role);
+        if (target->sha256 != NULL)
+            return cli_usage_error("pull", "--sha256 %s=... given twice", target->role);
+        target->sha256 = digests[d].hex;
+    }
     if (o.n_components > 0) {
         /* As `genai add`: components imply diffusion; an LLM has none. */
         if (kind == NULL)

@@ -39,6 +39,7 @@
 #include "core/log.h"
 #include "core/sbuf.h"
 #include "diffusion/model_file.h"
+#include "store/digest.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -265,6 +266,7 @@ typedef struct pull {
     int allow_http;
     const char *comp_role[DM_ROLE__COUNT]; /* static: dm_role_name() */
     char *comp_ref[DM_ROLE__COUNT];
+    char *comp_sha[DM_ROLE__COUNT]; /* expected digest of a URL component, or NULL */
     size_t n_comp;
 
     /* Worker only. */
@@ -316,8 +318,10 @@ static void pull_free(pull *p)
     mem_free(p->id);
     mem_free(p->name);
     mem_free(p->sha256);
-    for (size_t i = 0; i < p->n_comp; i++)
+    for (size_t i = 0; i < p->n_comp; i++) {
         mem_free(p->comp_ref[i]);
+        mem_free(p->comp_sha[i]);
+    }
     mem_free(p);
 }
 
@@ -430,7 +434,7 @@ static void pull_run(uv_work_t *w)
     net.userdata = p;
     store_pull_component comps[DM_ROLE__COUNT];
     for (size_t i = 0; i < p->n_comp; i++)
-        comps[i] = (store_pull_component){p->comp_role[i], p->comp_ref[i], NULL};
+        comps[i] = (store_pull_component){p->comp_role[i], p->comp_ref[i], p->comp_sha[i]};
     store_pull_opts o = {.ref = p->ref,
                          .id = p->id,
                          .name = p->name,
@@ -557,8 +561,10 @@ static int opt_string(http_request *req, json_t *body, const char *key, char **o
     return 0;
 }
 
-/* Copies the optional "components" object, {"vae": "hf://...", ...}; 0, or
- * -1 after replying 400 naming the key at fault. */
+/* Copies the optional "components" object, {"vae": "hf://...", ...}, where a
+ * value may also be {"ref": "https://...", "sha256": "64 hex"} (the digest a
+ * URL component is verified against); 0, or -1 after replying 400 naming the
+ * key at fault. */
 static int opt_components(http_request *req, json_t *body, pull *p)
 {
     json_t *v = json_object_get(body, "components");
@@ -580,20 +586,37 @@ static int opt_components(http_request *req, json_t *body, pull *p)
             http_reply_error(req, 400, "bad_request", msg, "clip_l, clip_g, t5xxl or vae");
             return -1;
         }
+        json_t *sha = NULL;
+        if (json_is_object(ref)) {
+            sha = json_object_get(ref, "sha256");
+            ref = json_object_get(ref, "ref");
+            if (sha != NULL &&
+                (!json_is_string(sha) || !store_sha256_is_hex(json_string_value(sha)))) {
+                snprintf(msg, sizeof(msg), "\"components\": \"%s\": \"sha256\" needs 64 hex digits",
+                         key);
+                http_reply_error(req, 400, "bad_request", msg, NULL);
+                return -1;
+            }
+        }
         if (!json_is_string(ref) || json_string_length(ref) == 0) {
-            snprintf(msg, sizeof(msg), "\"components\": \"%s\" must be a reference (a string)",
+            snprintf(msg, sizeof(msg),
+                     "\"components\": \"%s\" must be a reference (a string, or an object with "
+                     "\"ref\")",
                      key);
             http_reply_error(req, 400, "bad_request", msg, "hf://owner/repo/path/file or a URL");
             return -1;
         }
         /* An object holds each key once, and there are DM_ROLE__COUNT - 1
          * component roles, so this never runs out of room. */
-        p->comp_role[p->n_comp] = dm_role_name(role);
-        if ((p->comp_ref[p->n_comp] = mem_strdup(json_string_value(ref))) == NULL) {
+        size_t k = p->n_comp;
+        p->comp_role[k] = dm_role_name(role);
+        p->comp_ref[k] = mem_strdup(json_string_value(ref));
+        p->comp_sha[k] = sha != NULL ? mem_strdup(json_string_value(sha)) : NULL;
+        p->n_comp++; /* counted now, so pull_free frees what was copied */
+        if (p->comp_ref[k] == NULL || (sha != NULL && p->comp_sha[k] == NULL)) {
             http_reply_error(req, 500, "internal", "out of memory", NULL);
             return -1;
         }
-        p->n_comp++;
     }
     return 0;
 }

@@ -411,6 +411,10 @@ static void test_pull_components(void **state)
         {"{\"ref\":\"a/b\",\"components\":{\"model\":\"hf://o/r/u.safetensors\"}}", "model"},
         {"{\"ref\":\"a/b\",\"components\":{\"vae\":5}}", "vae"},
         {"{\"ref\":\"a/b\",\"kind\":\"llm\",\"components\":{\"vae\":\"hf://o/r/v\"}}", "diffusion"},
+        {"{\"ref\":\"a/b\",\"components\":{\"vae\":{\"sha256\":\"00\"}}}", "vae"},
+        {"{\"ref\":\"a/b\",\"components\":{\"vae\":{\"ref\":\"hf://o/r/v\",\"sha256\":\"xyz\"}}}",
+         "sha256"},
+        {"{\"ref\":\"a/b\",\"components\":{\"vae\":{\"ref\":5}}}", "vae"},
     };
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         assert_int_equal(get(&h, "POST", "/api/models/pull", bad[i][0], json_ct, &j), 400);
@@ -426,12 +430,34 @@ static void test_pull_components(void **state)
     char body[1024], u[128], types[2048], vae_url[128], t5_url[128];
     snprintf(vae_url, sizeof(vae_url), "http://127.0.0.1:%d/ae.safetensors", ss_port(ss));
     snprintf(t5_url, sizeof(t5_url), "http://127.0.0.1:%d/t5xxl.safetensors", ss_port(ss));
-    snprintf(body, sizeof(body),
-             "{\"ref\":\"http://127.0.0.1:%d/tiny.gguf\",\"sha256\":\"%s\",\"allow_http\":true,"
-             "\"components\":{\"vae\":\"%s\",\"t5xxl\":\"%s\"}}",
-             ss_port(ss), g_gguf_sha, vae_url, t5_url);
     snprintf(u, sizeof(u), "%s/api/models/pull", h.base);
     tresp r;
+
+    /* The VAE's URL with a digest its bytes do not have: checksum_mismatch,
+     * nothing registered. */
+    snprintf(body, sizeof(body),
+             "{\"ref\":\"http://127.0.0.1:%d/tiny.gguf\",\"sha256\":\"%s\",\"allow_http\":true,"
+             "\"components\":{\"vae\":{\"ref\":\"%s\",\"sha256\":\"%s\"},\"t5xxl\":\"%s\"}}",
+             ss_port(ss), g_gguf_sha, vae_url, g_gguf_sha, t5_url);
+    treq("POST", u, json_ct, body, strlen(body), 0, &r);
+    assert_int_equal(r.status, 200);
+    assert_non_null(strstr(sbuf_str(&r.body), "event: error"));
+    assert_non_null(strstr(sbuf_str(&r.body), "checksum_mismatch"));
+    tresp_free(&r);
+    assert_int_equal(get(&h, "GET", "/api/models", NULL, NULL, &j), 200);
+    assert_int_equal(json_array_size(json_object_get(j, "models")), 0);
+    json_decref(j);
+
+    char vae_sha[STORE_SHA256_HEX];
+    store_sha256 hs = {0};
+    assert_int_equal(store_sha256_init(&hs), 0);
+    assert_int_equal(store_sha256_update(&hs, vae, sizeof(vae) - 1), 0);
+    assert_int_equal(store_sha256_final(&hs, vae_sha), 0);
+    store_sha256_free(&hs);
+    snprintf(body, sizeof(body),
+             "{\"ref\":\"http://127.0.0.1:%d/tiny.gguf\",\"sha256\":\"%s\",\"allow_http\":true,"
+             "\"components\":{\"vae\":{\"ref\":\"%s\",\"sha256\":\"%s\"},\"t5xxl\":\"%s\"}}",
+             ss_port(ss), g_gguf_sha, vae_url, vae_sha, t5_url);
     treq("POST", u, json_ct, body, strlen(body), 0, &r);
     assert_int_equal(r.status, 200);
     json_t *last;
@@ -456,8 +482,11 @@ static void test_pull_components(void **state)
                      sizeof(vae) - 1);
     json_decref(last);
     tresp_free(&r);
-    assert_int_equal(ss_count(ss, "/ae.safetensors"), 1);
-    assert_int_equal(ss_count(ss, "/t5xxl.safetensors"), 1);
+    /* Each twice: the refused VAE was deleted (its bytes are known bad), and
+     * the T5 file, with no digest to check the copy on disk against, was
+     * fetched again. */
+    assert_int_equal(ss_count(ss, "/ae.safetensors"), 2);
+    assert_int_equal(ss_count(ss, "/t5xxl.safetensors"), 2);
 
     srv_stop(&h);
     ss_stop(ss);

@@ -882,6 +882,54 @@ static void test_pull_set_missing_component(void **state)
         assert_int_equal(ss_count(f->srv, flux_files[i].cdn), 1);
 }
 
+/*
+ * A component given as a plain URL has no digest from the Hub (the CDN path
+ * sends no X-Linked-Etag): --sha256 vae=HEX gives it one. A wrong one
+ * registers nothing; the right one registers the set with that digest.
+ * --sha256 ROLE=HEX for a role not given, or twice, is a usage error.
+ */
+static void test_pull_set_url_component_digest(void **state)
+{
+    struct fx *f = *state;
+    char vae_url[128], wrong[80], right[80];
+    snprintf(vae_url, sizeof(vae_url), "%s%s", f->endpoint, flux_files[FLUX_VAE].cdn);
+    snprintf(wrong, sizeof(wrong), "vae=%s", f->sha_q4);
+    snprintf(right, sizeof(right), "vae=%s", f->flux_sha[FLUX_VAE]);
+
+    const char *bad[] = {"pull",  FLUX_REF, "--clip-l", CLIP_L_REF, "--t5xxl", T5XXL_REF,
+                         "--vae", vae_url,  "--sha256", wrong,      NULL};
+    assert_int_equal(run_cli(f, "bad", bad), 1);
+    char *err = slurp(f, "bad", "err");
+    assert_non_null(strstr(err, "GENAI_ECHECKSUM"));
+    assert_non_null(strstr(err, f->flux_sha[FLUX_VAE])); /* what the bytes hash to */
+    free(err);
+    const char *list[] = {"list", "--json", NULL};
+    assert_int_equal(run_cli(f, "list", list), 0);
+    char *out = slurp(f, "list", "out");
+    assert_non_null(strstr(out, "[]"));
+    free(out);
+
+    const char *good[] = {"pull",  FLUX_REF, "--clip-l", CLIP_L_REF, "--t5xxl", T5XXL_REF,
+                          "--vae", vae_url,  "--sha256", right,      "--json",  NULL};
+    assert_int_equal(run_cli(f, "good", good), 0);
+    json_t *done = last_json_line(f, "good");
+    json_t *files = json_object_get(json_object_get(done, "model"), "files");
+    json_t *vae = json_array_get(files, FLUX_VAE);
+    assert_string_equal(json_string_value(json_object_get(vae, "role")), "vae");
+    assert_string_equal(json_string_value(json_object_get(vae, "url")), vae_url);
+    assert_string_equal(json_string_value(json_object_get(vae, "sha256")), f->flux_sha[FLUX_VAE]);
+    json_decref(done);
+
+    const char *no_role[] = {"pull", FLUX_REF, "--clip-l", CLIP_L_REF, "--sha256", right, NULL};
+    assert_int_equal(run_cli(f, "norole", no_role), 2);
+    err = slurp(f, "norole", "err");
+    assert_non_null(strstr(err, "no component vae given"));
+    free(err);
+    const char *twice[] = {"pull", FLUX_REF,   "--vae", vae_url, "--sha256",
+                           right,  "--sha256", right,   NULL};
+    assert_int_equal(run_cli(f, "twice", twice), 2);
+}
+
 /* A component the Hub does not have fails while references are resolved:
  * no /resolve and no CDN request, nothing on disk, nothing registered. */
 static void test_pull_set_bad_ref_before_download(void **state)
@@ -956,6 +1004,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_pull_diffusion_set, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_set_missing_component, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_set_bad_ref_before_download, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pull_set_url_component_digest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_set_refusals, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
