@@ -434,9 +434,14 @@ int store_hf_resolve(const store_net *net, const store_hf_ref *ref, store_hf_pla
     memset(&p, 0, sizeof(p));
     memset(&l, 0, sizeof(l));
     int rc;
-    if ((rc = resolve_commit(net, ref, p.commit, err)) < 0)
-        return rc;
-    LOG_INFO(MOD, "%s@%s is commit %s", ref->repo, ref->revision, p.commit);
+    if (ref->commit[0] != '\0') {
+        memcpy(p.commit, ref->commit, sizeof(p.commit));
+        p.commit[40] = '\0';
+    } else {
+        if ((rc = resolve_commit(net, ref, p.commit, err)) < 0)
+            return rc;
+        LOG_INFO(MOD, "%s@%s is commit %s", ref->repo, ref->revision, p.commit);
+    }
     if ((rc = list_tree(net, ref, p.commit, &l, err)) < 0)
         goto fail;
     const char *path = ref->path;

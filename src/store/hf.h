@@ -34,6 +34,10 @@ typedef struct store_hf_ref {
     char path[1024];    /* file in the repo, "" for the QUANT form */
     char quant[64];     /* "Q4_K_M", "" for the path form */
     char revision[256]; /* "main" when not given */
+    /* "" after parsing; the caller may set the commit `revision` already
+     * resolved to in this pull, and store_hf_resolve then asks nothing
+     * about the revision (two files of one repository, one commit). */
+    char commit[41];
 } store_hf_ref;
 
 /* True when text looks like a Hugging Face reference rather than a URL or a
@@ -60,7 +64,8 @@ typedef struct store_hf_plan {
 /* Releases the plan's members; accepts NULL. */
 void store_hf_plan_free(store_hf_plan *p);
 
-/* Asks the Hub which files ref means, pinned to a commit. GENAI_ENOT_FOUND
+/* Asks the Hub which files ref means, pinned to a commit (ref->commit when
+ * set, else the one ref->revision points at now). GENAI_ENOT_FOUND
  * when the repo, revision, file or quantization does not exist (the detail
  * lists the quantizations that do), GENAI_ECORRUPT for a malformed answer. */
 int store_hf_resolve(const store_net *net, const store_hf_ref *ref, store_hf_plan *out,

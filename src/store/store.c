@@ -156,11 +156,21 @@ struct item {
     uint64_t got_size;
 };
 
+/* A repository revision resolved in this pull: later references to the same
+ * repository and revision use the same commit without asking again. */
+struct pin {
+    char repo[256];
+    char revision[256];
+    char commit[41];
+};
+
 struct plan {
     struct item *items;
     size_t n;
     char *hf_repo;
     char commit[41];
+    struct pin pins[DM_ROLE__COUNT]; /* one reference per role at most */
+    size_t n_pins;
 };
 
 static void plan_free(struct plan *p)
@@ -209,8 +219,23 @@ static int plan_hf(store *s, const store_net *net, const char *ref, enum dm_role
     store_hf_ref r;
     store_hf_plan hp;
     int rc;
-    if ((rc = store_hf_parse(ref, &r, err)) < 0 || (rc = store_hf_resolve(net, &r, &hp, err)) < 0)
+    if ((rc = store_hf_parse(ref, &r, err)) < 0)
         return rc;
+    const struct pin *pin = NULL;
+    for (size_t i = 0; i < p->n_pins && pin == NULL; i++) {
+        if (strcmp(p->pins[i].repo, r.repo) == 0 && strcmp(p->pins[i].revision, r.revision) == 0)
+            pin = &p->pins[i];
+    }
+    if (pin != NULL)
+        memcpy(r.commit, pin->commit, sizeof(r.commit));
+    if ((rc = store_hf_resolve(net, &r, &hp, err)) < 0)
+        return rc;
+    if (pin == NULL && p->n_pins < sizeof(p->pins) / sizeof(p->pins[0])) {
+        struct pin *np = &p->pins[p->n_pins++];
+        snprintf(np->repo, sizeof(np->repo), "%s", r.repo);
+        snprintf(np->revision, sizeof(np->revision), "%s", r.revision);
+        memcpy(np->commit, hp.commit, sizeof(np->commit));
+    }
     if (role != DM_ROLE_MODEL) {
         if (hp.n_files != 1) {
             rc = err_set(err, GENAI_EBAD_ARG,
