@@ -8,9 +8,10 @@
  * prefix that was on disk at the start is hashed, the writer waits on `less`
  * while written - hashed exceeds the lag. (While the prefix is being hashed
  * the writer does not wait: a resumed download of a big file would otherwise
- * stall for the whole re-hash.) Restart and drain
- * wait until hashed == written and the thread is idle, which is what makes
- * truncating the file afterwards safe.
+ * stall for the whole re-hash.) Restart and drain wait until hashed ==
+ * written and the thread is idle, which is what makes truncating the file
+ * afterwards safe. The hash context is touched by the thread alone while it
+ * runs; the writer reads it (store_sha256_final) only after a drain.
  */
 #include "store/hasher.h"
 
