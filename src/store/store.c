@@ -266,10 +266,30 @@ out:
     return rc;
 }
 
-/* Adds the one file a URL names, with the digest the caller gave (or NULL). */
+/* Adds the one file a URL names, with the digest the caller gave (or NULL).
+ * A "#sha256=HEX" fragment, as pip reads one, gives the digest too (where
+ * the caller has no field for it: a component of the C API); the fragment
+ * is never sent (curl drops it) and is not part of the stored URL. */
 static int plan_url(store *s, const char *u, const char *sha256, enum dm_role role, struct plan *p,
                     genai_error *err)
 {
+    const char *frag = strchr(u, '#');
+    if (frag != NULL) {
+        if (strncmp(frag + 1, "sha256=", 7) == 0) {
+            const char *hex = frag + 8;
+            if (!store_sha256_is_hex(hex))
+                return err_set(err, GENAI_EBAD_ARG, "'#sha256=' in '%s' needs 64 hex digits", u);
+            if (sha256 != NULL && strcasecmp(sha256, hex) != 0)
+                return err_set(err, GENAI_EBAD_ARG, "two different digests given for %s", u);
+            sha256 = hex;
+        }
+        char *bare = mem_strndup(u, (size_t)(frag - u));
+        if (bare == NULL)
+            return err_set(err, -ENOMEM, "out of memory");
+        int rc = plan_url(s, bare, sha256, role, p, err);
+        mem_free(bare);
+        return rc;
+    }
     const char *host = strstr(u, "://");
     if (host == NULL)
         return err_set(err, GENAI_EBAD_ARG, "'%s' is neither a URL nor a Hugging Face reference",

@@ -353,6 +353,17 @@ static void test_pull_components(void **state)
     struct ss_request log[4];
     assert_int_equal(ss_log(ss, log, 4), 0);
 
+    /* A digest in a "#sha256=" fragment is what the VAE is checked against:
+     * a wrong one registers nothing. */
+    char vae_bad[300];
+    snprintf(vae_bad, sizeof(vae_bad), "%s#sha256=%s", vae_c, g_sha);
+    const char *const bad_set[] = {vae_bad, clip_c, NULL};
+    o.components = bad_set;
+    assert_int_equal(genai_model_pull(g, &o, NULL, &e), GENAI_ECHECKSUM);
+    assert_int_equal(ss_count(ss, "/ae.safetensors"), 1);
+    for (size_t i = 0; i < ss_log(ss, log, 4) && i < 4; i++)
+        assert_null(strchr(log[i].target, '#')); /* the fragment never travels */
+
     o.components = set;
     char *s = NULL;
     int rc = genai_model_pull(g, &o, &s, &e);
@@ -372,7 +383,7 @@ static void test_pull_components(void **state)
                         vae_c + 4);
     json_decref(j);
     assert_int_equal(genai_model_pull(g, &o, NULL, &e), 1); /* the same set: already there */
-    assert_int_equal(ss_count(ss, "/ae.safetensors"), 1);
+    assert_int_equal(ss_count(ss, "/ae.safetensors"), 2);   /* the refused copy, then this one */
 
     genai_free(g);
     ss_stop(ss);

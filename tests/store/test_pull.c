@@ -660,6 +660,35 @@ static void test_plain_url_with_digest(void **state)
     struct ss_request log[4];
     assert_int_equal(ss_log(f->srv, log, 4), 1);
     assert_string_equal(log[0].auth, "Bearer hf_test_token"); /* it is the HF endpoint host */
+
+    /* The digest in a "#sha256=" fragment instead: checked (a wrong one is
+     * refused), never sent, and not part of the stored URL. */
+    ss_log_clear(f->srv);
+    char frag_url[256];
+    snprintf(frag_url, sizeof(frag_url), "%s/cdn/q8b#sha256=%s", f->endpoint, f->sha_q8a);
+    const char *wrong[] = {"pull", frag_url, "--name", "frag", NULL};
+    assert_int_equal(run_cli(f, "wrong", wrong), 1);
+    out = slurp(f, "wrong", "err");
+    assert_non_null(strstr(out, "GENAI_ECHECKSUM"));
+    free(out);
+    snprintf(frag_url, sizeof(frag_url), "%s/cdn/q8b#sha256=%s", f->endpoint, f->sha_q8b);
+    const char *right[] = {"pull", frag_url, "--name", "frag", "--json", NULL};
+    assert_int_equal(run_cli(f, "right", right), 0);
+    json_t *done = last_json_line(f, "right");
+    json_t *file = json_array_get(json_object_get(json_object_get(done, "model"), "files"), 0);
+    char bare[256];
+    snprintf(bare, sizeof(bare), "%s/cdn/q8b", f->endpoint);
+    assert_string_equal(json_string_value(json_object_get(file, "url")), bare);
+    assert_string_equal(json_string_value(json_object_get(file, "sha256")), f->sha_q8b);
+    json_decref(done);
+    assert_int_equal(ss_log(f->srv, log, 4), 2);
+    assert_string_equal(log[0].target, "/cdn/q8b");
+    assert_string_equal(log[1].target, "/cdn/q8b");
+    const char *bad_hex[] = {"pull", "https://example.invalid/x.gguf#sha256=zz", NULL};
+    assert_int_equal(run_cli(f, "badhex", bad_hex), 1);
+    out = slurp(f, "badhex", "err");
+    assert_non_null(strstr(out, "needs 64 hex digits"));
+    free(out);
 }
 
 static void test_add_in_place(void **state)
