@@ -34,9 +34,9 @@
  * file that lies under <data>/models while prune runs may fail with
  * GENAI_ECORRUPT (the registry refuses a missing file; nothing is lost that
  * was registered). An empty folder is removed only when no model lock is
- * held, but a pull that takes its model lock between that check and the
- * rmdir, and creates that same folder's lock file in those microseconds,
- * fails with ENOENT opening it (nothing corrupt; the pull can be re-run).
+ * held; a pull that takes its model lock between that check and the rmdir
+ * and then finds the folder gone when it opens its file's lock makes the
+ * folder again (store.c fetch_item, up to four times).
  */
 #include "store/prune.h"
 

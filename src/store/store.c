@@ -502,11 +502,20 @@ static int fetch_item(const store_net *net, struct item *it, unsigned idx, unsig
     char lockpath[PATHS_MAX + 8];
     store_lock lk = STORE_LOCK_INIT;
     int rc;
-    if ((rc = parent_mkdirs(it->dest, err)) < 0)
-        return rc;
     snprintf(lockpath, sizeof(lockpath), "%s.lock", it->dest);
     struct wait_ctx w = {net, it->name};
-    if ((rc = store_lock_acquire(&lk, lockpath, net->cancel, on_lock_wait, &w, err)) < 0)
+    /* `genai prune` removes folders it finds empty: one can go between the
+     * mkdir and the lock file that keeps it. Once the lock file is in it,
+     * the folder is not empty and stays; so make it again, a few times. */
+    for (int tries = 0;; tries++) {
+        if ((rc = parent_mkdirs(it->dest, err)) < 0)
+            return rc;
+        rc = store_lock_acquire(&lk, lockpath, net->cancel, on_lock_wait, &w, err);
+        if (rc != -ENOENT || tries == 3)
+            break;
+        genai_error_clear(err);
+    }
+    if (rc < 0)
         return rc;
     if ((rc = reuse_existing(it, err)) != 0) {
         if (rc > 0)
