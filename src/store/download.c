@@ -148,7 +148,7 @@ static curl_socket_t open_socket_cloexec(void *clientp, curlsocktype purpose,
     return fd < 0 ? CURL_SOCKET_BAD : fd;
 }
 
-static int scheme_allowed(const store_net *net, const char *url, genai_error *err)
+int store_url_scheme_allowed(const store_net *net, const char *url, genai_error *err)
 {
     if (strncasecmp(url, "https://", 8) == 0)
         return 0;
@@ -659,7 +659,7 @@ int store_download(const store_net *net, const store_fetch *f, store_fetch_resul
     store_sha256 hash = {0};
     struct stat st;
     int rc;
-    if ((rc = curl_ready(err)) < 0 || (rc = scheme_allowed(net, f->url, err)) < 0)
+    if ((rc = curl_ready(err)) < 0 || (rc = store_url_scheme_allowed(net, f->url, err)) < 0)
         return rc;
     if ((size_t)snprintf(partial, sizeof(partial), "%s.partial", f->dest) >= sizeof(partial))
         return err_set(err, -ENAMETOOLONG, "path too long: %s", f->dest);
@@ -850,7 +850,7 @@ int store_http_get(const store_net *net, const char *url, size_t max_bytes, char
                    size_t *len, char **next_link, genai_error *err)
 {
     int rc;
-    if ((rc = curl_ready(err)) < 0 || (rc = scheme_allowed(net, url, err)) < 0)
+    if ((rc = curl_ready(err)) < 0 || (rc = store_url_scheme_allowed(net, url, err)) < 0)
         return rc;
     unsigned backoff = net->backoff_ms;
     for (unsigned attempt = 1;; attempt++) {

@@ -103,6 +103,11 @@ typedef struct store_fetch_result {
     unsigned requests;    /* transfers started (attempts) */
 } store_fetch_result;
 
+/* 0 when url may be fetched: https, or http when net->allow_http;
+ * GENAI_EHTTP for refused http, GENAI_EBAD_ARG for any other scheme. The
+ * store checks every reference with it before a pull's first request. */
+int store_url_scheme_allowed(const store_net *net, const char *url, genai_error *err);
+
 /*
  * Downloads f->url to f->dest as described at the top. On success *out is
  * filled and dest holds the verified file. Errors: GENAI_ECHECKSUM (digest or

@@ -326,21 +326,6 @@ static int plan_url(store *s, const char *u, const char *sha256, enum dm_role ro
     return plan_add(p, role, u, dest, file, sha256, 0, err);
 }
 
-/* The rule store_download applies, checked before any request so that a
- * refused component URL costs no download of the files before it. */
-static int url_scheme_ok(const store_net *net, const char *url, genai_error *err)
-{
-    if (strncasecmp(url, "https://", 8) == 0)
-        return 0;
-    if (strncasecmp(url, "http://", 7) == 0) {
-        if (net->allow_http)
-            return 0;
-        return err_set(err, GENAI_EHTTP,
-                       "refusing plain http for %s (allow it explicitly, e.g. --allow-http)", url);
-    }
-    return err_set(err, GENAI_EBAD_ARG, "not an http(s) URL: %s", url);
-}
-
 /* A component's reference without asking the network: one Hub file
  * (hf://owner/repo/path/file[@rev], not the owner/repo:QUANT form) or an
  * http(s) URL the scheme rule allows. */
@@ -352,7 +337,7 @@ static int check_component_ref(const store_net *net, const store_pull_component 
     if (c->sha256 != NULL && !store_sha256_is_hex(c->sha256))
         return err_set(err, GENAI_EBAD_ARG, "the expected digest needs 64 hex digits");
     if (!store_hf_is_ref(c->ref))
-        return url_scheme_ok(net, c->ref, err);
+        return store_url_scheme_allowed(net, c->ref, err);
     store_hf_ref r;
     int rc = store_hf_parse(c->ref, &r, err);
     if (rc < 0)
@@ -417,7 +402,7 @@ static int plan_all(store *s, const store_net *net, const store_pull_opts *o, co
 {
     int rc = 0;
     if (!store_hf_is_ref(o->ref) && strstr(o->ref, "://") != NULL)
-        rc = url_scheme_ok(net, o->ref, err);
+        rc = store_url_scheme_allowed(net, o->ref, err);
     if (rc == 0)
         rc = store_hf_is_ref(o->ref) ? plan_hf(s, net, o->ref, DM_ROLE_MODEL, p, err)
                                      : plan_url(s, o->ref, o->sha256, DM_ROLE_MODEL, p, err);
