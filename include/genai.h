@@ -181,6 +181,23 @@ GENAI_EXPORT int genai_model_show(genai *g, const char *id, char **json_out, gen
  * GENAI_ENOT_FOUND when id is not registered. */
 GENAI_EXPORT int genai_model_remove(genai *g, const char *id, genai_error *err);
 
+typedef struct genai_prune_options {
+    int dry_run;  /* report what would go; remove nothing */
+    int partials; /* also remove partial downloads no pull is writing */
+    /* > 0: also remove partial downloads not written for this many days */
+    double partials_older_than_days;
+} genai_prune_options;
+
+/*
+ * Deletes the files under the store's models folder that no registered model
+ * lists (abandoned pulls, incomplete diffusion sets; docs/store.md "Prune"),
+ * each under its lock; files a running pull may still register are skipped.
+ * opts NULL: the defaults (partial downloads kept). *json_out (optional)
+ * receives the report (genai_free_string). Blocks the calling thread.
+ */
+GENAI_EXPORT int genai_models_prune(genai *g, const genai_prune_options *opts, char **json_out,
+                                    genai_error *err);
+
 /* Progress of a pull. The strings are valid during the callback only. */
 typedef struct genai_pull_progress {
     const char *phase;   /* resolving, waiting, downloading, retrying, verifying, done */

@@ -372,6 +372,34 @@ int genai_model_remove(genai *g, const char *id, genai_error *err)
     return 0;
 }
 
+int genai_models_prune(genai *g, const genai_prune_options *opts, char **json_out, genai_error *err)
+{
+    CHECK_G(g, err, "genai_models_prune");
+    store_prune_opts o;
+    memset(&o, 0, sizeof(o));
+    if (opts != NULL) {
+        double days = opts->partials_older_than_days;
+        if (!(days >= 0 && days <= 36500)) /* also refuses NaN */
+            return err_set(err, GENAI_EBAD_ARG,
+                           "genai_models_prune: partials_older_than_days must be 0 to 36500");
+        o.dry_run = opts->dry_run != 0;
+        o.include_partials = opts->partials != 0;
+        if (days > 0) {
+            o.partial_min_age_s = (int64_t)(days * 86400.0);
+            if (o.partial_min_age_s < 1)
+                o.partial_min_age_s = 1;
+        }
+    }
+    store_prune_report r;
+    int rc = store_prune(store_registry(g->st), store_data_dir(g->st), &o, &r, err);
+    if (rc < 0)
+        return rc;
+    if (json_out != NULL)
+        rc = api_dump_json(api_prune_json(&r), json_out, err);
+    store_prune_report_free(&r);
+    return rc;
+}
+
 static void pull_progress(const store_progress *sp, void *userdata)
 {
     api_pull *p = userdata;

@@ -9,6 +9,7 @@
 #include "api/shapes.h"
 
 #include "store/dmodel.h"
+#include "store/prune.h"
 
 #include <errno.h>
 
@@ -113,4 +114,36 @@ nomem:
     json_decref(arr);
     store_model_list_free(v, n);
     return err_set(err, -ENOMEM, "listing models");
+}
+
+json_t *api_prune_json(const store_prune_report *r)
+{
+    json_t *files = json_array();
+    json_t *o =
+        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "dry_run", r->dry_run, "removed",
+                  (json_int_t)r->n_removed, "bytes_freed", (json_int_t)r->bytes_freed, "skipped",
+                  (json_int_t)r->n_skipped, "failed", (json_int_t)r->n_failed, "folders_removed",
+                  (json_int_t)r->n_dirs_removed, "partials_kept", (json_int_t)r->n_kept_partial,
+                  "partial_bytes_kept", (json_int_t)r->bytes_partial);
+    if (files == NULL || o == NULL)
+        goto fail;
+    for (size_t i = 0; i < r->n_items; i++) {
+        const store_prune_item *it = &r->items[i];
+        json_t *f =
+            json_pack("{s:s, s:I, s:b, s:s}", "path", it->path, "size", (json_int_t)it->size,
+                      "partial", it->partial, "action", store_prune_action_name(it->action));
+        if (f != NULL && it->action == STORE_PRUNE_FAILED)
+            json_object_set_new(f, "error", json_string(genai_err_name(it->error)));
+        if (f == NULL || json_array_append_new(files, f) != 0)
+            goto fail;
+    }
+    if (json_object_set_new(o, "files", files) != 0) {
+        json_decref(o);
+        return NULL;
+    }
+    return o;
+fail:
+    json_decref(files);
+    json_decref(o);
+    return NULL;
 }

@@ -7,6 +7,7 @@
 #ifndef GENAI_API_SHAPES_H
 #define GENAI_API_SHAPES_H
 
+#include "store/prune.h"
 #include "store/registry.h"
 
 #include <jansson.h>
@@ -31,5 +32,11 @@ json_t *api_model_openai_json(const store_model *m);
  * never on the loop thread.
  */
 int api_models_json(store_db *db, int openai, json_t **out, genai_error *err);
+
+/* A prune report as the JSON object `genai prune --json`, POST
+ * /api/models/prune and genai_models_prune give (docs/store.md, "Prune"):
+ * totals, then "files" with path, size, partial, action (and error). New
+ * reference; NULL when out of memory. */
+json_t *api_prune_json(const store_prune_report *r);
 
 #endif

@@ -6,7 +6,7 @@
  */
 #include "cli.h"
 
-#include "core/paths.h"
+#include "api/shapes.h"
 #include "store/prune.h"
 #include "store/store.h"
 
@@ -101,38 +101,6 @@ static void print_human(const store_prune_report *r)
     printf("\n");
 }
 
-static json_t *report_json(const store_prune_report *r)
-{
-    json_t *files = json_array();
-    json_t *o =
-        json_pack("{s:b, s:I, s:I, s:I, s:I, s:I, s:I, s:I}", "dry_run", r->dry_run, "removed",
-                  (json_int_t)r->n_removed, "bytes_freed", (json_int_t)r->bytes_freed, "skipped",
-                  (json_int_t)r->n_skipped, "failed", (json_int_t)r->n_failed, "folders_removed",
-                  (json_int_t)r->n_dirs_removed, "partials_kept", (json_int_t)r->n_kept_partial,
-                  "partial_bytes_kept", (json_int_t)r->bytes_partial);
-    if (files == NULL || o == NULL)
-        goto fail;
-    for (size_t i = 0; i < r->n_items; i++) {
-        const store_prune_item *it = &r->items[i];
-        json_t *f =
-            json_pack("{s:s, s:I, s:b, s:s}", "path", it->path, "size", (json_int_t)it->size,
-                      "partial", it->partial, "action", store_prune_action_name(it->action));
-        if (f != NULL && it->action == STORE_PRUNE_FAILED)
-            json_object_set_new(f, "error", json_string(genai_err_name(it->error)));
-        if (f == NULL || json_array_append_new(files, f) != 0)
-            goto fail;
-    }
-    if (json_object_set_new(o, "files", files) != 0) {
-        json_decref(o);
-        return NULL;
-    }
-    return o;
-fail:
-    json_decref(files);
-    json_decref(o);
-    return NULL;
-}
-
 int cmd_prune(int argc, char **argv)
 {
     store_prune_opts o;
@@ -164,16 +132,13 @@ int cmd_prune(int argc, char **argv)
             return cli_usage_error("prune", "unexpected argument '%s'", argv[i]);
         }
     }
-    genai_paths p;
     store *s = NULL;
     store_prune_report r;
     genai_error e;
     genai_error_clear(&e);
-    int rc = paths_resolve(&p, &e);
+    int rc = store_open(&s, &e);
     if (rc == 0)
-        rc = store_open_at(p.data, &s, &e);
-    if (rc == 0)
-        rc = store_prune(store_registry(s), p.data, &o, &r, &e);
+        rc = store_prune(store_registry(s), store_data_dir(s), &o, &r, &e);
     store_close(s);
     if (rc < 0) {
         cli_report("prune", rc, &e);
@@ -181,7 +146,7 @@ int cmd_prune(int argc, char **argv)
     }
     int status = CLI_OK;
     if (json)
-        status = cli_print_json(stdout, report_json(&r));
+        status = cli_print_json(stdout, api_prune_json(&r));
     else
         print_human(&r);
     if (status == CLI_OK && r.n_failed > 0)

@@ -45,6 +45,8 @@ void http_h_api_model_delete(http_request *req);
 /* POST /api/models/pull {"ref", "sha256"?, "id"?, "name"?, "kind"?,
  * "allow_http"?}: Server-Sent Events "progress"..., then "done" or "error". */
 void http_h_api_model_pull(http_request *req);
+/* POST /api/models/prune: delete the files no model lists (docs/api.md). */
+void http_h_api_models_prune(http_request *req);
 /* GET /api/status: pid, version, uptime, memory, runtimes. */
 void http_h_api_status(http_request *req);
 /* GET /api/logs[?limit=N]: the daemon's recent log lines, oldest first. */

@@ -35,6 +35,7 @@ const http_route http_routes[] = {
     {"POST", "/api/shutdown", 0, http_h_api_shutdown},
     {"GET", "/api/models", 0, http_h_api_models},
     {"POST", "/api/models/pull", HTTP_ROUTE_JSON, http_h_api_model_pull},
+    {"POST", "/api/models/prune", HTTP_ROUTE_JSON, http_h_api_models_prune},
     {"GET", "/api/models/", HTTP_ROUTE_PREFIX, http_h_api_model_get},
     {"DELETE", "/api/models/", HTTP_ROUTE_PREFIX, http_h_api_model_delete},
     {"POST", "/api/llm/start", HTTP_ROUTE_JSON, http_h_api_llm_start},

@@ -40,6 +40,7 @@
 #include "core/sbuf.h"
 #include "diffusion/model_file.h"
 #include "store/digest.h"
+#include "store/prune.h"
 #include "store/store.h"
 
 #include <errno.h>
@@ -70,13 +71,14 @@ static void reply_rc(http_request *req, int rc, const genai_error *err, const ch
 
 /* ---- one-shot registry work ------------------------------------------- */
 
-enum mop { MOP_LIST_OPENAI, MOP_LIST, MOP_GET_OPENAI, MOP_GET, MOP_DELETE };
+enum mop { MOP_LIST_OPENAI, MOP_LIST, MOP_GET_OPENAI, MOP_GET, MOP_DELETE, MOP_PRUNE };
 
 typedef struct mwork {
     uv_work_t work;
     http_request *req;
     enum mop op;
     char *id;
+    store_prune_opts prune; /* MOP_PRUNE */
     int rc;
     json_t *result; /* built on the worker, handed to the loop */
     genai_error err;
@@ -110,6 +112,16 @@ static void mwork_run(uv_work_t *w)
     case MOP_DELETE:
         m->rc = store_remove(s, m->id, NULL, &m->err);
         break;
+    case MOP_PRUNE: {
+        store_prune_report r;
+        m->rc = store_prune(db, store_data_dir(s), &m->prune, &r, &m->err);
+        if (m->rc == 0) {
+            if ((m->result = api_prune_json(&r)) == NULL)
+                m->rc = err_set(&m->err, -ENOMEM, "describing the prune");
+            store_prune_report_free(&r);
+        }
+        break;
+    }
     }
     store_close(s);
 }
@@ -158,6 +170,7 @@ static void mwork_done(uv_work_t *w, int status)
             break;
         case MOP_GET_OPENAI:
         case MOP_GET:
+        case MOP_PRUNE:
             body = json_incref(m->result);
             break;
         case MOP_DELETE:
@@ -176,7 +189,8 @@ static void mwork_done(uv_work_t *w, int status)
     mem_free(m);
 }
 
-static void mwork_start(http_request *req, enum mop op, const char *id)
+static void mwork_start(http_request *req, enum mop op, const char *id,
+                        const store_prune_opts *prune)
 {
     mwork *m = mem_calloc(1, sizeof(*m));
     if (m == NULL || (id != NULL && (m->id = mem_strdup(id)) == NULL)) {
@@ -186,6 +200,8 @@ static void mwork_start(http_request *req, enum mop op, const char *id)
     }
     m->req = req;
     m->op = op;
+    if (prune != NULL)
+        m->prune = *prune;
     m->work.data = m;
     /* No abort hook: a registry call is short and cannot be interrupted;
      * replying after the client left is harmless (server.h). */
@@ -213,33 +229,77 @@ static const char *path_id(http_request *req, const char *prefix)
 
 void http_h_v1_models(http_request *req)
 {
-    mwork_start(req, MOP_LIST_OPENAI, NULL);
+    mwork_start(req, MOP_LIST_OPENAI, NULL, NULL);
 }
 
 void http_h_v1_model_get(http_request *req)
 {
     const char *id = path_id(req, V1_MODELS_PREFIX);
     if (id != NULL)
-        mwork_start(req, MOP_GET_OPENAI, id);
+        mwork_start(req, MOP_GET_OPENAI, id, NULL);
 }
 
 void http_h_api_models(http_request *req)
 {
-    mwork_start(req, MOP_LIST, NULL);
+    mwork_start(req, MOP_LIST, NULL, NULL);
 }
 
 void http_h_api_model_get(http_request *req)
 {
     const char *id = path_id(req, MODELS_PREFIX);
     if (id != NULL)
-        mwork_start(req, MOP_GET, id);
+        mwork_start(req, MOP_GET, id, NULL);
 }
 
 void http_h_api_model_delete(http_request *req)
 {
     const char *id = path_id(req, MODELS_PREFIX);
     if (id != NULL)
-        mwork_start(req, MOP_DELETE, id);
+        mwork_start(req, MOP_DELETE, id, NULL);
+}
+
+/* ---- POST /api/models/prune -------------------------------------------- */
+
+/* {"dry_run": bool?, "partials": bool?, "partials_older_than_days": number?}:
+ * store_prune on a worker, the report (api_prune_json) as the answer. */
+void http_h_api_models_prune(http_request *req)
+{
+    json_t *body = http_req_json(req);
+    if (!json_is_object(body)) {
+        http_reply_error(req, 400, "bad_request", "the body must be a JSON object",
+                         "{\"dry_run\": true}");
+        return;
+    }
+    store_prune_opts o;
+    memset(&o, 0, sizeof(o));
+    static const char *const flags[] = {"dry_run", "partials"};
+    for (size_t i = 0; i < 2; i++) {
+        json_t *v = json_object_get(body, flags[i]);
+        if (v != NULL && !json_is_boolean(v)) {
+            char msg[96];
+            snprintf(msg, sizeof(msg), "\"%s\" must be true or false", flags[i]);
+            http_reply_error(req, 400, "bad_request", msg, NULL);
+            return;
+        }
+        if (i == 0)
+            o.dry_run = json_is_true(v);
+        else
+            o.include_partials = json_is_true(v);
+    }
+    json_t *days = json_object_get(body, "partials_older_than_days");
+    if (days != NULL) {
+        double d = json_number_value(days);
+        if (!json_is_number(days) || !(d > 0 && d <= 36500)) {
+            http_reply_error(
+                req, 400, "bad_request",
+                "\"partials_older_than_days\" must be a number of days, 0 < d <= 36500", NULL);
+            return;
+        }
+        o.partial_min_age_s = (int64_t)(d * 86400.0);
+        if (o.partial_min_age_s < 1)
+            o.partial_min_age_s = 1;
+    }
+    mwork_start(req, MOP_PRUNE, NULL, &o);
 }
 
 /* ---- POST /api/models/pull --------------------------------------------- */

@@ -103,6 +103,11 @@ store_db *store_registry(store *s)
     return s->db;
 }
 
+const char *store_data_dir(const store *s)
+{
+    return s->data;
+}
+
 int store_id_valid(const char *id)
 {
     size_t n = id != NULL ? strlen(id) : 0;

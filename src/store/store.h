@@ -33,6 +33,8 @@ int store_open_at(const char *data_dir, store **out, genai_error *err);
 void store_close(store *s);
 /* The registry connection (owned by the store). */
 store_db *store_registry(store *s);
+/* The data folder the store was opened in (owned by the store). */
+const char *store_data_dir(const store *s);
 
 /* One more file of a diffusion model, pulled with its main file. */
 typedef struct store_pull_component {

@@ -390,6 +390,57 @@ static void test_pull_components(void **state)
     assert_int_equal(tu_fd_count(), fds);
 }
 
+/* genai_models_prune: an orphan file under the models folder goes (not in a
+ * dry run), a registered file and a partial download stay unless asked,
+ * and a bad age is refused. */
+static void test_prune(void **state)
+{
+    (void)state;
+    add_tiny("tiny"); /* registered in place, outside the models folder */
+    char dir[300], orphan[400], partial[400];
+    snprintf(dir, sizeof(dir), "%s/data/models/url/host", g_home);
+    assert_int_equal(paths_mkdirs(dir, 0755, NULL), 0);
+    snprintf(orphan, sizeof(orphan), "%s/orphan.gguf", dir);
+    snprintf(partial, sizeof(partial), "%s/half.gguf.partial", dir);
+    assert_int_equal(tu_write(orphan, "orphan", 6), 0);
+    assert_int_equal(tu_write(partial, "half", 4), 0);
+    genai *g = new_ctx();
+    genai_error e;
+    char *s = NULL;
+
+    genai_prune_options o = {.dry_run = 1};
+    assert_int_equal(genai_models_prune(g, &o, &s, &e), 0);
+    json_t *j = json_loads(s, 0, NULL);
+    genai_free_string(s);
+    assert_true(json_is_true(json_object_get(j, "dry_run")));
+    assert_int_equal(json_integer_value(json_object_get(j, "removed")), 1);
+    assert_int_equal(json_integer_value(json_object_get(j, "bytes_freed")), 6);
+    assert_int_equal(json_integer_value(json_object_get(j, "partials_kept")), 1);
+    json_decref(j);
+    assert_int_equal(tu_size(orphan), 6);
+
+    assert_int_equal(genai_models_prune(g, NULL, NULL, &e), 0); /* defaults, no report */
+    assert_int_equal(tu_size(orphan), -1);
+    assert_int_equal(tu_size(partial), 4);
+    assert_int_equal(tu_size(g_tiny) > 0, 1);
+
+    o = (genai_prune_options){.partials_older_than_days = -1};
+    assert_int_equal(genai_models_prune(g, &o, NULL, &e), GENAI_EBAD_ARG);
+    assert_int_equal(tu_size(partial), 4);
+    o = (genai_prune_options){.partials = 1};
+    assert_int_equal(genai_models_prune(g, &o, &s, &e), 0);
+    j = json_loads(s, 0, NULL);
+    genai_free_string(s);
+    json_t *f = json_array_get(json_object_get(j, "files"), 0);
+    assert_string_equal(json_string_value(json_object_get(f, "path")), partial);
+    assert_string_equal(json_string_value(json_object_get(f, "action")), "removed");
+    assert_int_equal(json_integer_value(json_object_get(j, "folders_removed")), 2);
+    json_decref(j);
+    assert_int_equal(tu_size(partial), -1);
+    assert_int_equal(genai_models_prune(NULL, NULL, NULL, &e), GENAI_EBAD_ARG);
+    genai_free(g);
+}
+
 typedef struct puller {
     genai *g;
     const char *url;
@@ -511,6 +562,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_runtime_calls_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_components, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune, setup, teardown),
         cmocka_unit_test_setup_teardown(test_threads_and_cancel_all, setup, teardown),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);

@@ -494,6 +494,60 @@ static void test_pull_components(void **state)
     assert_int_equal(t_count_fds(), fds);
 }
 
+/* POST /api/models/prune: the body checked before anything happens (400
+ * naming the key), a dry run that removes nothing, then the real one. */
+static void test_prune_route(void **state)
+{
+    (void)state;
+    int fds = t_count_fds();
+    add_tiny();
+    char dir[PATHS_MAX + 32], orphan[PATHS_MAX + 48];
+    snprintf(dir, sizeof(dir), "%s/models/hf/o/r", g_data);
+    assert_int_equal(paths_mkdirs(dir, 0755, NULL), 0);
+    snprintf(orphan, sizeof(orphan), "%s/left.gguf", dir);
+    assert_int_equal(tu_write(orphan, "left behind", 11), 0);
+    genai_config c;
+    cfg_default(&c);
+    srv h;
+    srv_start(&h, &c);
+    json_t *j;
+    static const char *const bad[][2] = {
+        {"[]", "object"},
+        {"{\"dry_run\":1}", "dry_run"},
+        {"{\"partials\":\"yes\"}", "partials"},
+        {"{\"partials_older_than_days\":0}", "partials_older_than_days"},
+        {"{\"partials_older_than_days\":\"7\"}", "partials_older_than_days"},
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        assert_int_equal(get(&h, "POST", "/api/models/prune", bad[i][0], json_ct, &j), 400);
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(j, "error"), "message"));
+        if (msg == NULL || strstr(msg, bad[i][1]) == NULL)
+            fail_msg("%s: '%s' does not name %s", bad[i][0], msg ? msg : "", bad[i][1]);
+        json_decref(j);
+    }
+    assert_int_equal(tu_size(orphan), 11);
+
+    assert_int_equal(get(&h, "POST", "/api/models/prune", "{\"dry_run\":true}", json_ct, &j), 200);
+    assert_true(json_is_true(json_object_get(j, "dry_run")));
+    assert_int_equal(json_integer_value(json_object_get(j, "removed")), 1);
+    json_t *f = json_array_get(json_object_get(j, "files"), 0);
+    assert_string_equal(json_string_value(json_object_get(f, "path")), orphan);
+    json_decref(j);
+    assert_int_equal(tu_size(orphan), 11);
+
+    assert_int_equal(get(&h, "POST", "/api/models/prune", "{}", json_ct, &j), 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "bytes_freed")), 11);
+    json_decref(j);
+    assert_int_equal(tu_size(orphan), -1);
+    assert_int_equal(get(&h, "GET", "/api/models", NULL, NULL, &j), 200);
+    assert_int_equal(json_array_size(json_object_get(j, "models")), 1); /* tiny stays */
+    json_decref(j);
+    srv_stop(&h);
+    config_free(&c);
+    assert_int_equal(t_count_fds(), fds);
+}
+
 /* Sends a pull on a raw socket and reads until the first progress event
  * with phase "downloading"; returns the socket. */
 static int raw_pull(const srv *h, const char *query, const char *ref)
@@ -684,6 +738,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_request_checks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_sse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_components, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_prune_route, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pull_disconnect, setup, teardown),
         cmocka_unit_test_setup_teardown(test_status_logs_shutdown, setup, teardown),
     };
