@@ -4,9 +4,11 @@
 #include "bench_util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -23,6 +25,18 @@ int64_t bench_now_ns(void)
 double bench_now_ms(void)
 {
     return (double)bench_now_ns() / 1e6;
+}
+
+int bench_arg_int(const char *prog, const char *text, int lo, int hi)
+{
+    char *end;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (end == text || *end != '\0' || errno != 0 || v < lo || v > hi) {
+        fprintf(stderr, "%s: '%s' is not a number in %d..%d\n", prog, text, lo, hi);
+        exit(2);
+    }
+    return (int)v;
 }
 
 int bench_cmp_double(const void *a, const void *b)

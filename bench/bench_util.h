@@ -14,6 +14,10 @@
 int64_t bench_now_ns(void);
 /* CLOCK_MONOTONIC in milliseconds, with the fraction. */
 double bench_now_ms(void);
+/* The integer in text when it is one and within lo..hi; otherwise prints
+ * "PROG: 'TEXT' is not a number in LO..HI" and exits with status 2 (a usage
+ * error of the benchmark). */
+int bench_arg_int(const char *prog, const char *text, int lo, int hi);
 /* qsort comparator for doubles, ascending. */
 int bench_cmp_double(const void *a, const void *b);
 /* Sorts v[0..n) in place and returns its median (the mean of the middle two

@@ -151,11 +151,7 @@ int main(int argc, char **argv)
 {
     if (argc == 3 && strcmp(argv[1], "--peak") == 0)
         return peak(argv[2]);
-    int runs = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 200;
-    if (runs < 5 || runs > 100000) {
-        fprintf(stderr, "usage: bench_gguf_header [RUNS >= 5]\n");
-        return 2;
-    }
+    int runs = argc > 1 ? bench_arg_int("bench_gguf_header", argv[1], 5, 100000) : 200;
     const char *tmp = getenv("TMPDIR");
     char path[4096];
     snprintf(path, sizeof(path), "%s/bench-gguf-%ld.gguf", tmp && *tmp ? tmp : "/tmp",

@@ -13,6 +13,7 @@
  *
  * Usage: bench_http_sse [events per path] [spacing in microseconds]
  */
+#include "bench_util.h"
 #include "core/config.h"
 #include "core/loop.h"
 #include "http/routes.h"
@@ -130,10 +131,8 @@ static void nap_us(long us)
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 2000;
-    long spacing = argc > 2 ? strtol(argv[2], NULL, 10) : 1000;
-    if (n < 10)
-        n = 10;
+    int n = argc > 1 ? bench_arg_int("bench_http_sse", argv[1], 10, 1000000) : 2000;
+    long spacing = argc > 2 ? bench_arg_int("bench_http_sse", argv[2], 0, 1000000) : 1000;
 
     loop *l;
     if (loop_start(&l, NULL) < 0)

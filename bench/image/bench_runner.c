@@ -79,9 +79,7 @@ static int run_runner(uv_loop_t *loop, img_runner *r, const img_request *req, do
 
 int main(int argc, char **argv)
 {
-    int iters = argc > 1 ? (int)strtol(argv[1], NULL, 10) : 30;
-    if (iters < 1 || iters > 10000)
-        iters = 30;
+    int iters = argc > 1 ? bench_arg_int("bench_image_runner", argv[1], 1, 10000) : 30;
     const char *bin = getenv("GENAI_SD_CLI");
     const char *model = getenv("GENAI_SD_MODEL");
     int real = bin != NULL && bin[0] != '\0' && model != NULL && model[0] != '\0';

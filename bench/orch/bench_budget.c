@@ -25,6 +25,7 @@
  */
 #include "cmocka_all.h"
 
+#include "bench_util.h"
 #include "../../tests/orch/orch_harness.h"
 #include "../../tests/proc/proc_test_util.h"
 #include "core/alloc.h"
@@ -118,22 +119,11 @@ static int held(oh *h, void *arg)
     return r != NULL && r->state == ORCH_RSV_HELD;
 }
 
-static int arg_int(const char *s, int lo, int hi)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "bench_budget: '%s' is not a number in %d..%d\n", s, lo, hi);
-        exit(2);
-    }
-    return (int)v;
-}
-
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? arg_int(argv[1], 1, 1000) : 10;
-    int poll = argc > 2 ? arg_int(argv[2], 1, 10000) : 250;
-    int hold = argc > 3 ? arg_int(argv[3], 0, 60000) : 0;
+    int n = argc > 1 ? bench_arg_int("bench_budget", argv[1], 1, 1000) : 10;
+    int poll = argc > 2 ? bench_arg_int("bench_budget", argv[2], 1, 10000) : 250;
+    int hold = argc > 3 ? bench_arg_int("bench_budget", argv[3], 0, 60000) : 0;
     if (getenv("GENAI_BUILD_DIR") == NULL) {
         fprintf(stderr, "bench_budget: set GENAI_BUILD_DIR to the build tree\n");
         return 2;

@@ -26,6 +26,7 @@
  */
 #include "cmocka_all.h"
 
+#include "bench_util.h"
 #include "../../tests/orch/orch_harness.h"
 #include "../../tests/proc/proc_test_util.h"
 #include "core/alloc.h"
@@ -169,21 +170,10 @@ static int cycle_done(oh *h, void *arg)
            oh_count(h, ORCH_EV_LLM_READY) > c->ready_before;
 }
 
-static int arg_int(const char *s, int lo, int hi)
-{
-    char *end;
-    long v = strtol(s, &end, 10);
-    if (*end != '\0' || v < lo || v > hi) {
-        fprintf(stderr, "bench_orch: '%s' is not a number in %d..%d\n", s, lo, hi);
-        exit(2);
-    }
-    return (int)v;
-}
-
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? arg_int(argv[1], 1, 1000) : 10;
-    int hold = argc > 2 ? arg_int(argv[2], 0, 60000) : 0;
+    int n = argc > 1 ? bench_arg_int("bench_orch", argv[1], 1, 1000) : 10;
+    int hold = argc > 2 ? bench_arg_int("bench_orch", argv[2], 0, 60000) : 0;
     if (getenv("GENAI_BUILD_DIR") == NULL) {
         fprintf(stderr, "bench_orch: set GENAI_BUILD_DIR to the build tree\n");
         return 2;
