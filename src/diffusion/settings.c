@@ -405,46 +405,53 @@ static int get_num(const json_t *v, const char *key, double *out, genai_error *e
     return 0;
 }
 
+/* Which member of a range object k names: 0 "default", 1 "min", 2 "max";
+ * -1 for anything else. */
+static int range_slot(const char *k)
+{
+    static const char *const names[] = {"default", "min", "max"};
+    for (int i = 0; i < 3; i++) {
+        if (strcmp(k, names[i]) == 0)
+            return i;
+    }
+    return -1;
+}
+
 /* {"default": d, "min": lo, "max": hi}, each optional; unknown keys refused. */
 static int get_range_u(const json_t *o, const char *key, uint32_t *def, uint32_t *lo, uint32_t *hi,
                        genai_error *err)
 {
+    uint32_t *const dst[] = {def, lo, hi};
     if (!json_is_object(o))
         return err_set(err, GENAI_EBAD_ARG, "settings '%s': expected an object", key);
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *)o, k, v)
     {
-        uint32_t *dst = strcmp(k, "default") == 0 ? def
-                        : strcmp(k, "min") == 0   ? lo
-                        : strcmp(k, "max") == 0   ? hi
-                                                  : NULL;
-        if (dst == NULL)
+        int i = range_slot(k), rc;
+        if (i < 0)
             return err_set(err, GENAI_EBAD_ARG, "settings '%s': unknown key '%.64s'", key, k);
-        int rc = get_uint(v, key, dst, err);
-        if (rc < 0)
+        if ((rc = get_uint(v, key, dst[i], err)) < 0)
             return rc;
     }
     return 0;
 }
 
+/* The same with numbers (get_num). */
 static int get_range_d(const json_t *o, const char *key, double *def, double *lo, double *hi,
                        genai_error *err)
 {
+    double *const dst[] = {def, lo, hi};
     if (!json_is_object(o))
         return err_set(err, GENAI_EBAD_ARG, "settings '%s': expected an object", key);
     const char *k;
     const json_t *v;
     json_object_foreach((json_t *)o, k, v)
     {
-        double *dst = strcmp(k, "default") == 0 ? def
-                      : strcmp(k, "min") == 0   ? lo
-                      : strcmp(k, "max") == 0   ? hi
-                                                : NULL;
-        if (dst == NULL)
+        int i = range_slot(k), rc;
+        if (i < 0)
             return err_set(err, GENAI_EBAD_ARG, "settings '%s': unknown key '%.64s'", key, k);
-        int rc = get_num(v, key, dst, err);
-        if (rc < 0)
+        if ((rc = get_num(v, key, dst[i], err)) < 0)
             return rc;
     }
     return 0;
