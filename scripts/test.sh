@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Builds genai and runs the whole test suite twice: a normal build (warnings
 # as errors, assertions on) and an AddressSanitizer + UndefinedBehaviorSanitizer
-# build; then compiles a Release build (-O3, NDEBUG), whose extra warnings
-# (maybe-uninitialized) are errors too. Installs missing system packages first.
+# build; then compiles a Release build (-O3, NDEBUG) and a Debug build (-O0),
+# whose different warnings (maybe-uninitialized at -O3, format-truncation
+# without the optimizer's value ranges at -O0) are errors too. Installs missing
+# system packages first.
 #
-#   scripts/test.sh            all three
+#   scripts/test.sh            all of them
 #   scripts/test.sh normal     only the normal build
 #   scripts/test.sh asan       only the sanitizer build
-#   scripts/test.sh release    only the Release compile
+#   scripts/test.sh release    only the Release and Debug compiles
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -36,7 +38,10 @@ if [ "$which" = all ] || [ "$which" = asan ]; then
   run_suite build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGENAI_SANITIZE=ON
 fi
 if [ "$which" = all ] || [ "$which" = release ]; then
-  echo "== Release build (compile only) =="
-  cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build build-release -j"$jobs"
+  for type in Release Debug; do
+    echo "== $type build (compile only) =="
+    dir=build-$(echo "$type" | tr '[:upper:]' '[:lower:]')
+    cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" >/dev/null
+    cmake --build "$dir" -j"$jobs"
+  done
 fi

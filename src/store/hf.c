@@ -120,9 +120,10 @@ int store_hf_parse(const char *text, store_hf_ref *out, genai_error *err)
             if (!repo_char((unsigned char)quant[i]))
                 return err_set(err, GENAI_EBAD_ARG, "bad quantization in '%s'", text);
         }
-        if (!repo_valid(buf, strlen(buf)) || strlen(buf) >= sizeof(r.repo))
+        size_t bl = strlen(buf);
+        if (!repo_valid(buf, bl) || bl >= sizeof(r.repo))
             return err_set(err, GENAI_EBAD_ARG, "'%s' is not owner/repo[:QUANT][@revision]", text);
-        snprintf(r.repo, sizeof(r.repo), "%s", buf);
+        memcpy(r.repo, buf, bl + 1);
         snprintf(r.quant, sizeof(r.quant), "%s", quant);
     }
     *out = r;

@@ -64,10 +64,10 @@ static int topology_cores(const char *root, uint32_t *out)
             continue;
         char rel[128];
         uint64_t pkg, core;
-        snprintf(rel, sizeof(rel), "/sys/devices/system/cpu/%s/topology/physical_package_id", nm);
+        snprintf(rel, sizeof(rel), "/sys/devices/system/cpu/%.12s/topology/physical_package_id", nm);
         if (read_u64_file(root, rel, &pkg) != 0 || pkg > UINT32_MAX)
             continue;
-        snprintf(rel, sizeof(rel), "/sys/devices/system/cpu/%s/topology/core_id", nm);
+        snprintf(rel, sizeof(rel), "/sys/devices/system/cpu/%.12s/topology/core_id", nm);
         if (read_u64_file(root, rel, &core) != 0 || core > UINT32_MAX)
             continue;
         if (np == cap) {
