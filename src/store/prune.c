@@ -30,10 +30,12 @@
  * A .partial is never registered; a pull writes it only under L, so R1 alone
  * protects it.
  *
- * Not covered: `genai add` registers files in place without a lock; adding a
- * file that lies under <data>/models while prune runs may fail with
- * GENAI_ECORRUPT (the registry refuses a missing file; nothing is lost that
- * was registered). An empty folder is removed only when no model lock is
+ * `genai add` of model X (store_add) takes M without waiting before it reads
+ * its files and keeps it until they are registered, so an add under way at
+ * R2 keeps every candidate. An add that takes M after R2 of a file that lies
+ * under <data>/models (an unregistered file, so prune's to remove) finds the
+ * file gone, or has it refused by the registry as missing, exactly as if
+ * prune had run first; nothing registered is lost. An empty folder is removed only when no model lock is
  * held; a pull that takes its model lock between that check and the rmdir
  * and then finds the folder gone when it opens its file's lock makes the
  * folder again (store.c fetch_item, up to four times).

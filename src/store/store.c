@@ -688,6 +688,21 @@ static int register_plan(store *s, const store_pull_opts *o, const char *id, con
     return rc;
 }
 
+/* locks/<id>.lock: held by a pull from before it looks the id up until it
+ * registered it, and by an add while it checks and registers its files;
+ * prune leaves every file alone while any of these is held. */
+static int model_lock_path(const store *s, const char *id, char *buf, size_t size,
+                           genai_error *err)
+{
+    int rc = paths_join(buf, size, s->data, "locks");
+    if (rc < 0)
+        return err_set(err, rc, "data folder path too long");
+    size_t used = strlen(buf);
+    if ((size_t)snprintf(buf + used, size - used, "/%s.lock", id) >= size - used)
+        return err_set(err, -ENAMETOOLONG, "path too long");
+    return 0;
+}
+
 int store_pull(store *s, const store_net *net, const store_pull_opts *o, store_model *out,
                genai_error *err)
 {
@@ -720,12 +735,8 @@ int store_pull(store *s, const store_net *net, const store_pull_opts *o, store_m
                      p.items[0].name);
         goto out;
     }
-    if ((rc = paths_join(lockpath, sizeof(lockpath), s->data, "locks")) < 0 ||
-        (size_t)snprintf(lockpath + strlen(lockpath), sizeof(lockpath) - strlen(lockpath),
-                         "/%s.lock", id) >= sizeof(lockpath) - strlen(lockpath)) {
-        rc = err_set(err, -ENAMETOOLONG, "path too long");
+    if ((rc = model_lock_path(s, id, lockpath, sizeof(lockpath), err)) < 0)
         goto out;
-    }
     struct wait_ctx w = {net, id};
     if ((rc = store_lock_acquire(&lk, lockpath, net->cancel, on_lock_wait, &w, err)) < 0)
         goto out;
@@ -782,8 +793,9 @@ int store_add(store *s, const char *id, const char *name, store_kind kind,
 {
     if (n == 0)
         return err_set(err, GENAI_EBAD_ARG, "no file to add");
-    char idbuf[ID_MAX + 1];
+    char idbuf[ID_MAX + 1], lockpath[PATHS_MAX];
     char *profile = NULL, *detection = NULL;
+    store_lock lk = STORE_LOCK_INIT;
     int rc = 0;
     store_file *rows = mem_calloc(n, sizeof(*rows));
     char(*shas)[STORE_SHA256_HEX] = mem_calloc(n, sizeof(*shas));
@@ -809,6 +821,31 @@ int store_add(store *s, const char *id, const char *name, store_kind kind,
             rc = err_set(err, -ENOMEM, "out of memory");
             goto out;
         }
+    }
+    if (id == NULL) {
+        if (store_id_from_name(rows[0].path, idbuf, sizeof(idbuf)) < 0) {
+            rc = err_set(err, GENAI_EBAD_ARG, "cannot derive an id from %s; give --name",
+                         rows[0].path);
+            goto out;
+        }
+        id = idbuf;
+    } else if (!store_id_valid(id)) {
+        rc = err_set(err, GENAI_EBAD_ARG, "'%s' is not a valid model id ([A-Za-z0-9._-])", id);
+        goto out;
+    }
+    /* Held from before the files are read until they are registered: a pull
+     * of the same id waits for it, and prune leaves the files alone (a file
+     * under <data>/models is not registered yet while it is hashed). Not
+     * waited for: a pull holding it can take as long as a download. */
+    if ((rc = model_lock_path(s, id, lockpath, sizeof(lockpath), err)) < 0)
+        goto out;
+    if ((rc = store_lock_try(&lk, lockpath, err)) < 0) {
+        if (rc == GENAI_EBUSY)
+            err_set(err, rc, "'%s' is being pulled or added by another process; try again "
+                             "when it is done", id);
+        goto out;
+    }
+    for (size_t i = 0; i < n; i++) {
         struct stat st;
         if (stat(rows[i].path, &st) != 0 || !S_ISREG(st.st_mode)) {
             rc = err_set(err, GENAI_EBAD_ARG, "%s is not a regular file", rows[i].path);
@@ -823,17 +860,6 @@ int store_add(store *s, const char *id, const char *name, store_kind kind,
         rows[i].role = (char *)files[i].role;
         rows[i].sha256 = shas[i];
         m.size += rows[i].size;
-    }
-    if (id == NULL) {
-        if (store_id_from_name(rows[0].path, idbuf, sizeof(idbuf)) < 0) {
-            rc = err_set(err, GENAI_EBAD_ARG, "cannot derive an id from %s; give --name",
-                         rows[0].path);
-            goto out;
-        }
-        id = idbuf;
-    } else if (!store_id_valid(id)) {
-        rc = err_set(err, GENAI_EBAD_ARG, "'%s' is not a valid model id ([A-Za-z0-9._-])", id);
-        goto out;
     }
     const char *base = strrchr(rows[0].path, '/');
     m.id = (char *)id;
@@ -864,6 +890,7 @@ int store_add(store *s, const char *id, const char *name, store_kind kind,
     if ((rc = store_db_put_model(s->db, &m, err)) == 0 && out != NULL)
         rc = store_db_get_model(s->db, id, out, err);
 out:
+    store_lock_release(&lk);
     for (size_t i = 0; rows != NULL && i < n; i++)
         mem_free(rows[i].path);
     mem_free(rows);

@@ -15,6 +15,7 @@
 #include "testutil/testutil.h"
 
 #include "store/digest.h"
+#include "store/lock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -729,7 +730,20 @@ static void test_add_in_place(void **state)
         json_decref(m);
     }
     const char *add_sd[] = {"add", vae, "--name", "sd", "--kind", "diffusion", "--json", NULL};
+    /* A pull (here: this process) holding the model lock of 'sd': the add
+     * refuses at once instead of registering beside it. */
+    char lockpath[300];
+    snprintf(lockpath, sizeof(lockpath), "%s/data/locks/sd.lock", f->home);
+    store_lock held = STORE_LOCK_INIT;
+    genai_error e;
+    assert_int_equal(store_lock_acquire(&held, lockpath, NULL, NULL, NULL, &e), 0);
+    assert_int_equal(run_cli(f, "sd-busy", add_sd), 1);
+    err = slurp(f, "sd-busy", "err");
+    assert_non_null(strstr(err, "'sd' is being pulled or added by another process"));
+    free(err);
+    store_lock_release(&held);
     assert_int_equal(run_cli(f, "sd", add_sd), 0);
+    assert_no_lock_files(f); /* the add removed the lock it took */
     char *out = slurp(f, "sd", "out");
     json_t *m = json_loads(out, 0, NULL);
     free(out);
