@@ -293,8 +293,10 @@ static void case_argv(const struct ref_case *c, const char *server, const char *
         ARG("-ctv");
         ARG(plan_cache_type_name(c->kv));
     }
-    if (!c->mmap)
-        ARG("--no-mmap");
+    if (!c->mmap) { /* as genai spells it from b10470 on; b11669 no longer takes --no-mmap */
+        ARG("-lm");
+        ARG("none");
+    }
     ARG("-dev");
     ARG("none");
     ARG("-ngl");

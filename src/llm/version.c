@@ -4,6 +4,9 @@
  * Format (contracts/llama-server.md §1, b10470):
  *   version: 0.1.1-dev (build 10470, commit 34af94cd9)
  *   built with GNU 12.2.0 for Linux x86_64
+ * A packaged build names no git commit: Debian's llama.cpp-tools (b11669)
+ * prints "version: 0.7.0 (build 11669, commit Debian)" and build_info
+ * "b11669-Debian".
  * The text comes from a child process, so it is treated as untrusted: the
  * input is bounded, every field has a length cap, and numbers are parsed with
  * overflow checks.
@@ -31,19 +34,24 @@ static int read_u32(const char **p, const char *end, uint32_t *out)
     return 0;
 }
 
-static int is_hex(char c)
+/* A commit as llama.cpp's build prints it: the short hash from git, or,
+ * built outside a git checkout, whatever the builder passed as
+ * LLAMA_BUILD_COMMIT ("unknown" upstream; Debian's package prints
+ * "Debian"). */
+static int is_commit_char(char c)
 {
-    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+           c == '.' || c == '_' || c == '+' || c == '~';
 }
 
-/* Reads 4..40 hex digits into out (41 bytes). */
+/* Reads 1..40 commit characters into out (41 bytes). */
 static int read_commit(const char **p, const char *end, char out[41])
 {
     const char *s = *p;
     size_t n = 0;
-    while (s + n < end && is_hex(s[n]))
+    while (s + n < end && is_commit_char(s[n]))
         n++;
-    if (n < 4 || n > 40)
+    if (n < 1 || n > 40)
         return -1;
     memcpy(out, s, n);
     out[n] = '\0';

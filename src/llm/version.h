@@ -26,7 +26,7 @@
 
 typedef struct llm_version {
     uint32_t build;   /* "build N" / "bN"; 0 when unknown */
-    char commit[41];  /* hex commit as printed (short or full); "" when absent */
+    char commit[41];  /* as printed: a hex hash, or a packager's word ("Debian"); "" when absent */
     char version[32]; /* "0.1.1-dev"; "" when absent (build_info has none) */
 } llm_version;
 

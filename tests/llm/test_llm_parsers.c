@@ -35,13 +35,23 @@ static void test_version(void **state)
     assert_int_equal(v.build, 9000);
     assert_string_equal(v.commit, "abcdef0");
 
+    /* A packaged build names no git commit (Debian's llama.cpp-tools). */
+    const char *debian = "version: 0.7.0 (build 11669, commit Debian)\n"
+                         "built with GNU 16.2.0 for Linux x86_64\n";
+    assert_int_equal(llm_version_parse(debian, strlen(debian), &v, NULL), 0);
+    assert_int_equal(v.build, 11669);
+    assert_string_equal(v.commit, "Debian");
+    assert_string_equal(v.version, "0.7.0");
+
     genai_error e;
     llm_version untouched = {.build = 77};
     const char *bad[] = {
         "",
         "version: 0.1.1-dev (build , commit 34af94cd9)",
         "version: 0.1.1-dev (build 99999999999, commit 34af94cd9)",
-        "version: 0.1.1-dev (build 10470, commit xyz)",
+        "version: 0.1.1-dev (build 10470, commit )",
+        "version: 0.1.1-dev (build 10470, commit a b)",
+        "version: 0.1.1-dev (build 10470, commit 0123456789012345678901234567890123456789a)",
         "version: 0.1.1-dev (build 10470, commit 34af94cd9",
         "Version: 0.1.1-dev (build 10470, commit 34af94cd9)",
     };
@@ -55,6 +65,10 @@ static void test_version(void **state)
     assert_int_equal(llm_build_info_parse("b10470-34af94cd9", &v, NULL), 0);
     assert_int_equal(v.build, 10470);
     assert_string_equal(v.commit, "34af94cd9");
+    assert_int_equal(llm_build_info_parse("b11669-Debian", &v, NULL), 0);
+    assert_int_equal(v.build, 11669);
+    assert_string_equal(v.commit, "Debian");
+    assert_int_equal(llm_build_info_parse("b11669-", &v, &e), GENAI_ECORRUPT);
     assert_int_equal(llm_build_info_parse("10470-34af94cd9", &v, &e), GENAI_ECORRUPT);
     assert_int_equal(llm_build_info_parse("b10470-34af94cd9 ", &v, &e), GENAI_ECORRUPT);
     assert_int_equal(llm_build_info_parse("b10470", &v, &e), GENAI_ECORRUPT);
