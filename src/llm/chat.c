@@ -309,6 +309,8 @@ int llm_chat_send(llm_chat *c, const llm_chat_opts *o, const char *user, llm_cha
         json_object_set_new(req, "model", json_string(o->model));
     json_object_set(req, "messages", msgs);
     json_object_set_new(req, "stream", json_true());
+    /* Without it the stream carries no token counts (contract §6.4). */
+    json_object_set_new(req, "stream_options", json_pack("{s:b}", "include_usage", 1));
     if (o->max_tokens > 0)
         json_object_set_new(req, "max_tokens", json_integer(o->max_tokens));
     body = json_dumps(req, JSON_COMPACT);

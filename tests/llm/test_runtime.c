@@ -26,6 +26,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <pthread.h>
 #include <signal.h>
@@ -755,6 +756,20 @@ static void test_cli_run_prompt(void **state)
     assert_int_equal(cap.exited, 1);
     assert_int_equal(cap.exit_code, 0);
     assert_string_equal(cap.out, "0rr=rr=rr=rr\n");
+    proc_capture_free(&cap);
+    /* --json: the answer with its token counts, which the server sends only
+     * when asked for (stream_options.include_usage). */
+    const char *argvj[] = {g_genai, "run",          g_tiny, "--prompt", "hello", "--ctx",
+                           "512",   "--max-tokens", "8",    "--json",   NULL};
+    assert_int_equal(proc_run_capture(argvj, 30000, 1 << 20, &cap, NULL), 0);
+    assert_int_equal(cap.exit_code, 0);
+    json_t *ans = json_loads(cap.out, 0, NULL);
+    assert_non_null(ans);
+    assert_string_equal(json_string_value(json_object_get(ans, "content")), "0rr=rr=rr=rr");
+    assert_string_equal(json_string_value(json_object_get(ans, "finish_reason")), "length");
+    assert_int_equal(json_integer_value(json_object_get(ans, "completion_tokens")), 8);
+    assert_true(json_integer_value(json_object_get(ans, "prompt_tokens")) > 0);
+    json_decref(ans);
     proc_capture_free(&cap);
     FILE *f = fopen(port_file, "re");
     assert_non_null(f);
