@@ -538,6 +538,29 @@ json_t *svc_llm_status(svc *s)
                      "stats", stats ? stats : json_null());
 }
 
+json_t *svc_runtimes(svc *s)
+{
+    json_t *arr = json_array();
+    if (arr == NULL)
+        return NULL;
+    if (orch_llm_status(s->o, NULL) != ORCH_LLM_ABSENT) {
+        json_t *llm = svc_llm_status(s);
+        if (llm == NULL || json_object_set_new(llm, "kind", json_string("llm")) != 0 ||
+            json_array_append_new(arr, llm) != 0) {
+            json_decref(arr);
+            return NULL;
+        }
+    }
+    size_t jobs = orch_images_pending(s->o);
+    if (jobs > 0 && json_array_append_new(arr, json_pack("{s:s, s:s, s:I}", "kind", "image",
+                                                         "state", "busy", "jobs",
+                                                         (json_int_t)jobs)) != 0) {
+        json_decref(arr);
+        return NULL;
+    }
+    return arr;
+}
+
 /* ---- images ------------------------------------------------------------------ */
 
 static int parse_image(svc_wait *w, const json_t *body, genai_error *err);

@@ -140,6 +140,11 @@ int svc_llm_stop(svc *s, svc_fn fn, void *arg, svc_wait **out, genai_error *err)
  * "stats":{...}}: a new reference, NULL when out of memory. The endpoint
  * (port, key) is never included. */
 json_t *svc_llm_status(svc *s);
+/* What runs now, for GET /api/status: an array holding the LLM (its
+ * svc_llm_status object with "kind":"llm") unless it is absent, then
+ * {"kind":"image","state":"busy","jobs":N} while N image jobs are queued or
+ * running. A new reference, NULL when out of memory. */
+json_t *svc_runtimes(svc *s);
 
 /* Image job callbacks; each optional. progress: the job's step of steps
  * (and image of images); done: once, after a successful submit, when the

@@ -68,9 +68,21 @@ static void print_human(const daemon_info *d, json_t *st)
         json_t *r;
         json_array_foreach(rt, i, r)
         {
-            printf("  %s %s %s\n", str_or(json_object_get(r, "kind"), "?"),
-                   str_or(json_object_get(r, "model"), "?"),
+            const char *kind = str_or(json_object_get(r, "kind"), "?");
+            if (strcmp(kind, "image") == 0) {
+                printf("  image  %lld job(s) queued or running\n",
+                       (long long)json_integer_value(json_object_get(r, "jobs")));
+                continue;
+            }
+            printf("  %s    %s %s", kind, str_or(json_object_get(r, "model"), "?"),
                    str_or(json_object_get(r, "state"), "?"));
+            json_int_t pid = json_integer_value(json_object_get(r, "pid"));
+            if (pid > 0)
+                printf(" (pid %lld)", (long long)pid);
+            const char *reason = json_string_value(json_object_get(r, "reason"));
+            if (reason != NULL && reason[0] != '\0')
+                printf(": %s", reason);
+            printf("\n");
         }
     } else {
         const char *note = json_string_value(json_object_get(st, "runtimes_note"));

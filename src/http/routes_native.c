@@ -5,7 +5,8 @@
  *
  * Status reads the probe snapshot (host memory) and this process's resident
  * size from /proc on a libuv worker, like GET /v1/system, so the loop never
- * waits on /proc or NVML. Shutdown replies first and then runs the hook
+ * waits on /proc or NVML; the runtimes come from the runtime service back on
+ * the loop thread. Shutdown replies first and then runs the hook
  * that `genai serve` installed (by default SIGTERM to this process, which
  * the daemon's uv_signal handler turns into the clean stop described in
  * docs/http.md); the stop gives the reply time to reach the client.
@@ -13,6 +14,7 @@
 #include "http/logring.h"
 #include "http/native.h"
 
+#include "api/service.h"
 #include "core/alloc.h"
 #include "core/log.h"
 #include "core/paths.h"
@@ -146,13 +148,23 @@ static void status_done(uv_work_t *w, int status)
         json_decref(snap);
     }
     uint64_t up = native_ready ? (mono_ms() - native_start_ms) / 1000u : 0;
-    /* The orchestrator owns the runtimes; until it is part of the daemon
-     * there is nothing to list, and the reply says so rather than []. */
     json_t *body =
-        json_pack("{s:I, s:s, s:I, s:I, s:o, s:n, s:s}", "pid", (json_int_t)getpid(), "version",
+        json_pack("{s:I, s:s, s:I, s:I, s:o}", "pid", (json_int_t)getpid(), "version",
                   genai_version(), "uptime_s", (json_int_t)up, "rss_bytes", (json_int_t)sw->rss,
-                  "memory", memory != NULL ? memory : json_null(), "runtimes", "runtimes_note",
-                  "no orchestrator in this daemon yet: runtimes are not managed");
+                  "memory", memory != NULL ? memory : json_null());
+    /* The runtime service owns the runtimes (this runs on the loop thread,
+     * as it must). A server without one, as some tests build, says so
+     * rather than listing nothing. */
+    svc *s = http_req_svc(req);
+    if (body != NULL) {
+        json_t *rts = s != NULL ? svc_runtimes(s) : json_null();
+        if (rts == NULL || json_object_set_new(body, "runtimes", rts) != 0 ||
+            (s == NULL && json_object_set_new(body, "runtimes_note",
+                                              json_string("this server runs no models")) != 0)) {
+            json_decref(body);
+            body = NULL;
+        }
+    }
     if (body == NULL)
         http_reply_error(req, 500, "internal", "out of memory building the status", NULL);
     else

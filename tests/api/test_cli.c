@@ -201,6 +201,7 @@ static void test_status_logs_stop(void **state)
     assert_non_null(strstr(r.out, "address:      http://127.0.0.1:"));
     assert_non_null(strstr(r.out, "uptime:"));
     assert_non_null(strstr(r.out, "memory:       daemon "));
+    assert_non_null(strstr(r.out, "runtimes:     0\n")); /* nothing loaded yet */
 
     const char *stj[] = {"status", "--json", NULL};
     run_genai(stj, NULL, &r);

@@ -683,7 +683,9 @@ static void test_status_logs_shutdown(void **state)
     assert_string_equal(json_string_value(json_object_get(j, "version")), genai_version());
     assert_true(json_integer_value(json_object_get(j, "rss_bytes")) > 0);
     assert_true(json_is_object(json_object_get(j, "memory")));
-    assert_true(json_is_null(json_object_get(j, "runtimes")));
+    assert_true(json_is_null(json_object_get(j, "runtimes"))); /* no runtime service here */
+    assert_string_equal(json_string_value(json_object_get(j, "runtimes_note")),
+                        "this server runs no models");
     json_decref(j);
 
     /* No ring in this process yet: 503, not an empty list. */

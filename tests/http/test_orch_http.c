@@ -511,9 +511,30 @@ static void test_llm_routes(void **state)
     tresp_free(&r);
     g_llm_pids[g_n_llm_pids++] = pid;
 
+    /* /api/status lists it among the runtimes. */
+    assert_int_equal(call("GET", "/api/status", NULL, &r), 200);
+    j = body_json(&r);
+    json_t *rts = json_object_get(j, "runtimes");
+    assert_int_equal(json_array_size(rts), 1);
+    json_t *rt0 = json_array_get(rts, 0);
+    assert_string_equal(json_string_value(json_object_get(rt0, "kind")), "llm");
+    assert_string_equal(json_string_value(json_object_get(rt0, "model")), "valid_tiny_llama");
+    assert_string_equal(json_string_value(json_object_get(rt0, "state")), "ready");
+    assert_int_equal(json_integer_value(json_object_get(rt0, "pid")), pid);
+    assert_null(json_object_get(j, "runtimes_note"));
+    json_decref(j);
+    tresp_free(&r);
+
     assert_int_equal(call("POST", "/api/llm/stop", NULL, &r), 200);
     j = body_json(&r);
     assert_string_equal(json_string_value(json_object_get(j, "state")), "absent");
+    json_decref(j);
+    tresp_free(&r);
+    /* Stopped: nothing runs. */
+    assert_int_equal(call("GET", "/api/status", NULL, &r), 200);
+    j = body_json(&r);
+    assert_true(json_is_array(json_object_get(j, "runtimes")));
+    assert_int_equal(json_array_size(json_object_get(j, "runtimes")), 0);
     json_decref(j);
     tresp_free(&r);
     /* Stopped means reaped. */
