@@ -30,11 +30,59 @@ void lh_nap_ms(long ms)
     nanosleep(&ts, NULL);
 }
 
+/* What lh_cleanup_leftovers must undo: pids not reaped, folders not
+ * removed. A test runs at most a handful of children at once. */
+#define LH_TRACK_MAX 16
+static pid_t tracked_pids[LH_TRACK_MAX];
+static char tracked_dirs[LH_TRACK_MAX][256];
+
+static void track_pid(pid_t pid, pid_t replace)
+{
+    for (size_t i = 0; i < LH_TRACK_MAX; i++) {
+        if (tracked_pids[i] == replace) {
+            tracked_pids[i] = pid;
+            return;
+        }
+    }
+    assert_true(replace != 0); /* more children at once than LH_TRACK_MAX */
+}
+
+static void track_dir(const char *dir, const char *replace)
+{
+    for (size_t i = 0; i < LH_TRACK_MAX; i++) {
+        if (strcmp(tracked_dirs[i], replace) == 0) {
+            snprintf(tracked_dirs[i], sizeof(tracked_dirs[i]), "%s", dir);
+            return;
+        }
+    }
+    assert_true(replace[0] != '\0'); /* more folders at once than LH_TRACK_MAX */
+}
+
+int lh_cleanup_leftovers(void)
+{
+    int killed = 0;
+    for (size_t i = 0; i < LH_TRACK_MAX; i++) {
+        if (tracked_pids[i] != 0) {
+            kill(tracked_pids[i], SIGKILL);
+            while (waitpid(tracked_pids[i], NULL, 0) < 0 && errno == EINTR)
+                ;
+            tracked_pids[i] = 0;
+            killed++;
+        }
+        if (tracked_dirs[i][0] != '\0') {
+            tu_rm_rf(tracked_dirs[i]);
+            tracked_dirs[i][0] = '\0';
+        }
+    }
+    return killed;
+}
+
 void lh_init(lh_child *c)
 {
     memset(c, 0, sizeof(*c));
     snprintf(c->dir, sizeof(c->dir), "/tmp/genai-llama-test-XXXXXX");
     assert_non_null(mkdtemp(c->dir));
+    track_dir(c->dir, "");
     snprintf(c->err_path, sizeof(c->err_path), "%s/stderr", c->dir);
     snprintf(c->out_path, sizeof(c->out_path), "%s/stdout", c->dir);
 }
@@ -52,6 +100,7 @@ int lh_spawn(lh_child *c, char *const *argv, char *const *envp)
         c->pid = 0;
         return -rc;
     }
+    track_pid(c->pid, 0);
     return 0;
 }
 
@@ -63,6 +112,7 @@ int lh_wait_exit(lh_child *c, long ms)
     for (;;) {
         pid_t p = waitpid(c->pid, &c->status, WNOHANG);
         if (p == c->pid) {
+            track_pid(0, c->pid);
             c->pid = 0;
             return 1;
         }
@@ -150,8 +200,10 @@ void lh_cleanup(lh_child *c)
         kill(c->pid, SIGKILL);
         lh_wait_exit(c, 10000);
     }
-    if (c->dir[0] != '\0')
+    if (c->dir[0] != '\0') {
         tu_rm_rf(c->dir);
+        track_dir("", c->dir);
+    }
     c->dir[0] = '\0';
 }
 

@@ -49,6 +49,13 @@ void lh_nap_ms(long ms);
 char *lh_stderr(const lh_child *c);
 /* Kills (SIGKILL) and reaps a child still running, removes the files. */
 void lh_cleanup(lh_child *c);
+/* A failed assertion leaves its test at once, so the test's lh_cleanup does
+ * not run: children and folders are also tracked here (by pid and path, not
+ * by the lh_child, which lived on the abandoned stack). Kills and reaps every
+ * child not reaped yet and removes every folder not removed yet; for a
+ * cmocka teardown, after every test. Returns the number of children it had
+ * to kill. */
+int lh_cleanup_leftovers(void);
 /* Writes a minimal file with the GGUF magic (version 3, no tensors, no
  * metadata, padded to size bytes) at path. */
 void lh_write_gguf(const char *path, size_t size);

@@ -888,6 +888,17 @@ static void test_real_server(void **state)
     mem_free(bin);
 }
 
+/* After every test: a failed assertion skips the test's own cleanup, and
+ * a real llama-server left running would outlive the whole run. */
+static int kill_leftovers(void **state)
+{
+    (void)state;
+    int n = lh_cleanup_leftovers();
+    if (n > 0)
+        print_message("killed %d llama-server process(es) the test left running\n", n);
+    return 0;
+}
+
 int main(void)
 {
     const char *bdir = getenv("GENAI_BUILD_DIR");
@@ -895,18 +906,18 @@ int main(void)
              bdir != NULL ? bdir : ".");
     curl_global_init(CURL_GLOBAL_DEFAULT);
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_fake_version),
-        cmocka_unit_test(test_fake_usage_errors),
-        cmocka_unit_test(test_fake_bad_model),
-        cmocka_unit_test(test_fake_port_in_use),
-        cmocka_unit_test(test_fake_lifecycle),
-        cmocka_unit_test(test_fake_loading),
-        cmocka_unit_test(test_fake_crash_switches),
-        cmocka_unit_test(test_fake_sigterm_in_flight),
-        cmocka_unit_test(test_fake_hang_on_sigterm),
-        cmocka_unit_test(test_fake_port_zero_and_file),
-        cmocka_unit_test(test_fake_gpu),
-        cmocka_unit_test(test_real_server),
+        cmocka_unit_test_teardown(test_fake_version, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_usage_errors, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_bad_model, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_port_in_use, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_lifecycle, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_loading, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_crash_switches, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_sigterm_in_flight, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_hang_on_sigterm, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_port_zero_and_file, kill_leftovers),
+        cmocka_unit_test_teardown(test_fake_gpu, kill_leftovers),
+        cmocka_unit_test_teardown(test_real_server, kill_leftovers),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     curl_global_cleanup();
