@@ -21,6 +21,7 @@
  */
 #include "core/alloc.h"
 #include "gguf/writer.h"
+#include "llm/discover.h"
 #include "llm/memlog.h"
 #include "plan/fitparams.h"
 #include "plan/llm.h"
@@ -352,6 +353,17 @@ static int compare_real(const gguf_profile *tiny, const gguf_profile *big)
     snprintf(big_path, sizeof(big_path), "%s/ref-big.gguf", dir);
     int have_tiny = write_model(tiny_path, 0) == 0;
     int have_big = write_model(big_path, 1) == 0;
+    /* llama-fit-params for the DRY_RUN rows: GENAI_LLAMA_FIT_PARAMS, next to
+     * the server, or PATH, as genai itself finds it. */
+    char *fit = NULL;
+    genai_error ferr;
+    if (fake || llm_find_fit_params(NULL, server, &fit, &ferr) < 0) {
+        printf("real llama-fit-params comparison skipped: %s\n",
+               fake ? "the server is the double" : ferr.detail);
+        fit = NULL;
+    } else {
+        printf("DRY_RUN rows use %s\n", fit);
+    }
     printf("\n%s %s vs the same configurations run CPU-only (MiB; RSS MB)\n",
            fake ? "HARNESS CHECK against the double" : "ESTIMATE vs real llama-server", server);
     int failed = 0;
@@ -388,6 +400,24 @@ static int compare_real(const gguf_profile *tiny, const gguf_profile *big)
         real_line("kv", kv, okv, c->kv_mib, 0.02);
         real_line("compute", comp, oc, c->compute, 0);
         real_line("total", w + kv + comp, ow + okv + oc, c->model + c->kv_mib + c->compute, 0.10);
+        if (fit != NULL) {
+            /* DRY_RUN against the real run: an upper bound by at most 3 MiB. */
+            plan_demand dry;
+            if (plan_fitparams_run(fit, c->tiny ? tiny_path : big_path, c->tiny ? tiny : big,
+                                   &cfg, 30000, &dry, &err) < 0) {
+                printf("  dry total: %s  MISSED TARGET\n", err.detail);
+                misses++;
+            } else {
+                double dt = (dry.host_parts.weights + dry.host_parts.kv + dry.host_parts.compute) /
+                            MIB;
+                double ot = ow + okv + oc;
+                int miss = dt < ot || dt - ot > 3.0;
+                misses += miss;
+                printf("  %-10s est %10.2f  real %10.2f  (real llama-fit-params; within [real, "
+                       "real + 3])%s\n",
+                       "dry total", dt, ot, miss ? "  MISSED TARGET" : "");
+            }
+        }
         uint64_t anon, file;
         plan_demand_resident(&d, &anon, &file);
         real_line("rss anon", anon / 1e6, obs.rss_anon / 1e6, c->rss_anon, 0);
@@ -396,6 +426,7 @@ static int compare_real(const gguf_profile *tiny, const gguf_profile *big)
         if (dev > 0)
             printf("  note: %.2f MiB in device buffers despite -dev none\n", dev / MIB);
     }
+    mem_free(fit);
     unlink(tiny_path);
     unlink(big_path);
     rmdir(dir);

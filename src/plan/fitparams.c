@@ -327,6 +327,64 @@ static void last_line(const char *text, size_t len, const char **start, int *n)
     *n = (int)(e - b > 400 ? 400 : e - b);
 }
 
+/* Removes the argument equal to flag (a switch, no value); 1 when found. */
+static int argv_drop(plan_argv *a, const char *flag)
+{
+    for (size_t i = 1; i < a->argc; i++) {
+        if (strcmp(a->argv[i], flag) == 0) {
+            mem_free(a->argv[i]);
+            memmove(&a->argv[i], &a->argv[i + 1], (a->argc - i) * sizeof(a->argv[0]));
+            a->argc--;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Replaces the value after flag with value; 0, or -ENOMEM. */
+static int argv_set(plan_argv *a, const char *flag, const char *value)
+{
+    for (size_t i = 1; i + 1 < a->argc; i++) {
+        if (strcmp(a->argv[i], flag) == 0) {
+            char *v = mem_strdup(value);
+            if (v == NULL)
+                return -ENOMEM;
+            mem_free(a->argv[i + 1]);
+            a->argv[i + 1] = v;
+            return 0;
+        }
+    }
+    return 0;
+}
+
+/* Rewrites the KV layout for a tool that does not take -kvu/-no-kvu and
+ * always lays the cache out per sequence. Not unified: the same thing, the
+ * switch just goes. Unified: N sequences share all n_ctx cells, and every
+ * one may attend to all of them, which is what one sequence of n_ctx cells
+ * costs; so -np 1. Against llama-server b11669 (bench_plan_accuracy,
+ * docs/planner.md): -c 8192 -np 4 unified is 345/128/34.52 MiB, and
+ * llama-fit-params b11669 prints 345 128 34 for -np 1 but 345 128 28 for
+ * -np 4 (81 against 285.01 with -fa off). -ENOMEM, else 0. */
+static int kv_layout_without_switch(plan_argv *a)
+{
+    if (argv_drop(a, "-no-kvu"))
+        return 0;
+    if (argv_drop(a, "-kvu"))
+        return argv_set(a, "-np", "1");
+    return 0;
+}
+
+/* 1 when the tool refused the KV layout switch as an unknown argument:
+ * b10470 took -kvu/-no-kvu, b11669 (Debian) exits 1 with "error: invalid
+ * argument: -kvu" (a llama-server option only there). */
+static int refused_kvu(const proc_capture *cap)
+{
+    if (!cap->exited || cap->exit_code != 1 || cap->err == NULL)
+        return 0;
+    return strstr(cap->err, "invalid argument: -kvu") != NULL ||
+           strstr(cap->err, "invalid argument: -no-kvu") != NULL;
+}
+
 int plan_fitparams_run(const char *binary, const char *model_path, const gguf_profile *p,
                        const plan_llm_config *cfg, int timeout_ms, plan_demand *out,
                        genai_error *err)
@@ -338,6 +396,16 @@ int plan_fitparams_run(const char *binary, const char *model_path, const gguf_pr
     proc_capture cap;
     rc = proc_run_capture((const char *const *)a.argv, timeout_ms, PLAN_FITPARAMS_OUTPUT_MAX, &cap,
                           err);
+    if (rc == 0 && refused_kvu(&cap)) {
+        proc_capture_free(&cap);
+        rc = kv_layout_without_switch(&a);
+        if (rc < 0) {
+            plan_argv_free(&a);
+            return err_set(err, rc, "llama-fit-params: out of memory");
+        }
+        rc = proc_run_capture((const char *const *)a.argv, timeout_ms, PLAN_FITPARAMS_OUTPUT_MAX,
+                              &cap, err);
+    }
     plan_argv_free(&a);
     if (rc < 0)
         return err_prefix(err, "llama-fit-params");

@@ -247,6 +247,32 @@ static void test_run(void **state)
     assert_int_equal(d.tier, PLAN_TIER_DRY_RUN);
     assert_int_equal(d.host_parts.kv, 129 * MIB);
 
+    /* A build that no longer takes -kvu (b11669): asked again without it;
+     * the unified cache as one sequence of all the cells, a per-sequence
+     * cache as it is. */
+    write_script(script, "case \" $* \" in\n"
+                         "*\" -kvu \"*|*\" -no-kvu \"*) echo 'error: invalid argument: -kvu' >&2; "
+                         "exit 1 ;;\n"
+                         "*\" -c 8192 -np 1 -fa auto \"*) printf 'Host 345 128 34 \\n' ;;\n"
+                         "*\" -c 4096 -np 2 -fa auto \"*) printf 'Host 345 64 26 \\n' ;;\n"
+                         "*) echo \"unexpected: $*\" >&2; exit 3 ;;\nesac");
+    assert_int_equal(plan_fitparams_run(script, "/m/ref-big.gguf", &p, &cfg, 10000, &d, &err), 0);
+    assert_int_equal(d.host_parts.kv, 129 * MIB);
+    assert_int_equal(d.host_parts.compute, 35 * MIB);
+    cfg.n_ctx = 4096;
+    cfg.n_parallel = 2;
+    assert_int_equal(plan_fitparams_run(script, "/m/ref-big.gguf", &p, &cfg, 10000, &d, &err), 0);
+    assert_int_equal(d.host_parts.kv, 65 * MIB);
+    assert_int_equal(d.host_parts.compute, 27 * MIB);
+    cfg.n_ctx = 8192;
+    cfg.n_parallel = PLAN_PARALLEL_AUTO;
+    /* Any other refusal is not retried. */
+    write_script(script, "echo 'error: invalid argument: -ctk' >&2; exit 1");
+    assert_int_equal(plan_fitparams_run(script, "/m/ref-big.gguf", &p, &cfg, 10000, &d, &err),
+                     GENAI_ECHILD_EXITED);
+    assert_non_null(strstr(err.detail, "invalid argument: -ctk"));
+
+    write_script(script, "echo \"unexpected: $*\" >&2; exit 3");
     cfg.n_ctx = 4096; /* the double refuses other arguments */
     assert_int_equal(plan_fitparams_run(script, "/m/ref-big.gguf", &p, &cfg, 10000, &d, &err),
                      GENAI_ECHILD_EXITED);
