@@ -6,7 +6,7 @@
  *
  * The scenario, with fake-llama-server and fake-sd-cli (always), and with
  * the real llama-server and sd-cli when GENAI_LLAMA_SERVER / GENAI_SD_CLI
- * name them and GENAI_TEST_LLM_MODEL / GENAI_SD_MODEL name models (else that
+ * name them and GENAI_LLAMA_TEST_MODEL / GENAI_SD_MODEL name models (else that
  * variant is skipped with the reason):
  *   1. a first daemon without a budget loads the LLM; its planned host
  *      footprint (GET /api/llm "plan") is what the budget is cut from;
@@ -583,7 +583,7 @@ static int setup(void **state)
     (void)state;
     copy_env(real_llama, sizeof(real_llama), "GENAI_LLAMA_SERVER");
     copy_env(real_sd, sizeof(real_sd), "GENAI_SD_CLI");
-    copy_env(real_llm_model, sizeof(real_llm_model), "GENAI_TEST_LLM_MODEL");
+    copy_env(real_llm_model, sizeof(real_llm_model), "GENAI_LLAMA_TEST_MODEL");
     copy_env(real_sd_model, sizeof(real_sd_model), "GENAI_SD_MODEL");
     oh_setup(&g_h); /* points GENAI_LLAMA_SERVER / GENAI_SD_CLI at the doubles */
     unsetenv("GENAI_FAKE_GPU");
@@ -656,7 +656,7 @@ static void test_host_budget_real(void **state)
     else if (real_sd[0] == '\0' || is_double(real_sd))
         why = "GENAI_SD_CLI does not name a real sd-cli";
     else if (real_llm_model[0] == '\0')
-        why = "GENAI_TEST_LLM_MODEL does not name a GGUF LLM";
+        why = "GENAI_LLAMA_TEST_MODEL does not name a GGUF LLM";
     else if (real_sd_model[0] == '\0')
         why = "GENAI_SD_MODEL does not name an image model";
     if (why != NULL) {
