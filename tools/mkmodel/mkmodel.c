@@ -5,11 +5,15 @@
  *
  * genai-mkmodel OUT.gguf [--layers N] [--embd N] [--heads N] [--kv-heads N]
  *               [--ff N] [--ctx N] [--vocab N] [--type f32|f16] [--seed N]
+ * genai-mkmodel OUT.gguf --sd1 [--seed N] [--type f16|f32]
  *
- * The defaults are the ref-tiny shape of contracts/llama-server.md §2.
+ * The defaults are the ref-tiny shape of contracts/llama-server.md §2. With
+ * --sd1 it writes instead a small random-weight SD 1.x checkpoint that
+ * stable-diffusion.cpp runs (tiny_sd1.h; contracts/stable-diffusion-cpp.md §9).
  * Exit status: 0 written, 1 failed, 2 bad arguments.
  */
 #include "tiny_llama.h"
+#include "tiny_sd1.h"
 
 #include "core/error.h"
 
@@ -26,7 +30,11 @@ static void usage(FILE *out)
             "Usage: genai-mkmodel OUT.gguf [--layers N] [--embd N] [--heads N] [--kv-heads N]\n"
             "                     [--ff N] [--ctx N] [--vocab N] [--type f32|f16] [--seed N]\n"
             "Writes a tiny random-weight llama model. Defaults: 2 layers, embd 128, 4 heads,\n"
-            "2 KV heads, ff 256, ctx 2048, vocab 312, f32, seed 42.\n");
+            "2 KV heads, ff 256, ctx 2048, vocab 312, f32, seed 42.\n"
+            "       genai-mkmodel OUT.gguf --sd1 [--seed N] [--type f16|f32]\n"
+            "Writes a random-weight SD 1.x checkpoint for stable-diffusion.cpp: full-size\n"
+            "CLIP-L text encoder, UNet 32 channels wide, VAE decoder 32 wide; f16 (~342 MB)\n"
+            "by default, seed 42.\n");
 }
 
 static int parse_u64(const char *s, uint64_t max, uint64_t *out)
@@ -42,11 +50,41 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* genai-mkmodel --sd1: builds, writes and describes the SD 1.x checkpoint. */
+static int write_sd1(const char *path, uint64_t seed, uint32_t type)
+{
+    struct mkmodel_sd1_opts o;
+    struct mkmodel_sd1_stats st;
+    genai_error err;
+    gguf_writer *w;
+    genai_error_clear(&err);
+    mkmodel_sd1_defaults(&o);
+    o.seed = seed;
+    o.type = type;
+    if (mkmodel_sd1_build(&o, &w, &st, &err) < 0) {
+        fprintf(stderr, "genai-mkmodel: %s\n", err.detail);
+        return 1;
+    }
+    if (gguf_writer_write(w, path, &err) < 0) {
+        fprintf(stderr, "genai-mkmodel: %s\n", err.detail);
+        gguf_writer_free(w);
+        return 1;
+    }
+    printf("%s: SD 1.x, %s, %" PRIu64 " tensors; parameters: text encoder %" PRIu64
+           ", UNet %" PRIu64 ", VAE %" PRIu64 "; %" PRIu64 " bytes\n",
+           path, gguf_dtype_name(type), st.n_tensors, st.te_params, st.unet_params, st.vae_params,
+           gguf_writer_size(w));
+    gguf_writer_free(w);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     struct mkmodel_opts o;
     mkmodel_defaults(&o);
     const char *path = NULL;
+    const char *llama_flag = NULL; /* the first llama-only flag given */
+    int sd1 = 0, type_given = 0;
     static const struct {
         const char *flag;
         size_t off;
@@ -73,6 +111,10 @@ int main(int argc, char **argv)
             path = a;
             continue;
         }
+        if (strcmp(a, "--sd1") == 0) {
+            sd1 = 1;
+            continue;
+        }
         const char *val = i + 1 < argc ? argv[i + 1] : NULL;
         uint64_t v;
         int known = 0;
@@ -86,6 +128,8 @@ int main(int argc, char **argv)
             uint32_t u = (uint32_t)v;
             memcpy((char *)&o + flags[k].off, &u, sizeof(u));
             known = 1;
+            if (llama_flag == NULL)
+                llama_flag = a;
         }
         if (!known && strcmp(a, "--seed") == 0) {
             if (parse_u64(val, UINT64_MAX, &o.seed) != 0) {
@@ -103,6 +147,7 @@ int main(int argc, char **argv)
                 return 2;
             }
             known = 1;
+            type_given = 1;
         }
         if (!known) {
             fprintf(stderr, "genai-mkmodel: unknown flag '%s'\n", a);
@@ -115,6 +160,12 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    if (sd1 && llama_flag != NULL) {
+        fprintf(stderr, "genai-mkmodel: %s does not apply to --sd1\n", llama_flag);
+        return 2;
+    }
+    if (sd1)
+        return write_sd1(path, o.seed, type_given ? o.type : GGUF_DT_F16);
     genai_error err;
     genai_error_clear(&err);
     if (mkmodel_check(&o, &err) < 0) {
