@@ -26,6 +26,9 @@ static const struct rule {
     {IMG_CAUSE_MODEL_CORRUPT, "data offsets out of bounds for tensor"},
     {IMG_CAUSE_MISSING_TENSOR, "not in model metadata"},
     {IMG_CAUSE_MISSING_TENSOR, "model metadata validation failed"},
+    /* Neither safetensors nor GGUF: also prints the two lines below
+     * (master-827, OBS). */
+    {IMG_CAUSE_MODEL_UNKNOWN, "- unknown format "},
     {IMG_CAUSE_MODEL_MISSING, "init model loader from file failed"},
     {IMG_CAUSE_MODEL_MISSING, "init control net model loader from file failed"},
     {IMG_CAUSE_MODEL_UNKNOWN, "get sd version from file failed"},

@@ -572,6 +572,22 @@ static char *st_fake_meta(FILE *f)
     return text;
 }
 
+/* 1 when the file starts like a GGUF ("GGUF") or a safetensors file (a
+ * little-endian header length, then '{'), the two formats the model loader
+ * tells apart before it reads any tensor. */
+static int known_format(const char *path)
+{
+    unsigned char head[9];
+    FILE *f = fopen(path, "re");
+    if (f == NULL)
+        return 0;
+    size_t n = fread(head, 1, sizeof(head), f);
+    fclose(f);
+    if (n >= 4 && memcmp(head, "GGUF", 4) == 0)
+        return 1;
+    return n == sizeof(head) && head[8] == '{';
+}
+
 /* 0 ok, -ENOENT missing, -EINVAL not a fake model. */
 static int model_load(const char *path, struct model *m)
 {
@@ -1156,6 +1172,14 @@ int main(int argc, char **argv)
     int mrc = model_load(mpath, &m);
     if (mrc == -ENOENT) {
         sdlog(L_WARN, "model_loader.cpp", 254, "file %s not found", mpath);
+        sdlog(L_ERROR, "stable-diffusion.cpp", 715, "init model loader from file failed: '%s'",
+              mpath);
+        sdlog(L_ERROR, "stable-diffusion.cpp", 905, "get sd version from file failed: '%s'", mpath);
+        context_failed();
+    }
+    if (mrc != 0 && !known_format(mpath)) {
+        /* Neither safetensors nor GGUF (master-827, OBS with a text file). */
+        sdlog(L_WARN, "model_loader.cpp", 252, "unknown format %s", mpath);
         sdlog(L_ERROR, "stable-diffusion.cpp", 715, "init model loader from file failed: '%s'",
               mpath);
         sdlog(L_ERROR, "stable-diffusion.cpp", 905, "get sd version from file failed: '%s'", mpath);
