@@ -442,7 +442,11 @@ static void run_scenario(const scenario *sc)
     serve_stop(&d);
 
     /* 2. A budget either fits alone, not both. */
-    unsigned side = 512;
+    /* With real binaries on a CPU an SD 1.x image of 512x512 in 4 steps
+     * takes longer than the client waits for one request: the smallest
+     * size SD 1.x takes, one step. */
+    unsigned side = sc->real ? 256 : 512;
+    unsigned steps = sc->real ? 1 : 4;
     uint64_t img = image_min_host(sc->sd_path, side);
     uint64_t hi = llm_host > img ? llm_host : img, lo = llm_host > img ? img : llm_host;
     uint64_t budget = hi + lo / 2;
@@ -477,8 +481,8 @@ static void run_scenario(const scenario *sc)
 
     snprintf(body, sizeof(body),
              "{\"model\":\"sd\",\"prompt\":\"a lighthouse at dusk\",\"size\":\"%ux%u\","
-             "\"steps\":4,\"seed\":42}",
-             side, side);
+             "\"steps\":%u,\"seed\":42}",
+             side, side, steps);
     j = call_json(&d, "POST", "/v1/images/generations", body, 200);
     json_t *img0 = json_array_get(json_object_get(j, "data"), 0);
     assert_true(strlen(str_of(img0, "b64_json")) > 100);
@@ -581,10 +585,6 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
 static int setup(void **state)
 {
     (void)state;
-    copy_env(real_llama, sizeof(real_llama), "GENAI_LLAMA_SERVER");
-    copy_env(real_sd, sizeof(real_sd), "GENAI_SD_CLI");
-    copy_env(real_llm_model, sizeof(real_llm_model), "GENAI_LLAMA_TEST_MODEL");
-    copy_env(real_sd_model, sizeof(real_sd_model), "GENAI_SD_MODEL");
     oh_setup(&g_h); /* points GENAI_LLAMA_SERVER / GENAI_SD_CLI at the doubles */
     unsetenv("GENAI_FAKE_GPU");
     g_fds = t_count_fds(); /* after the harness's one-time set-up */
@@ -671,6 +671,12 @@ static void test_host_budget_real(void **state)
 
 int main(void)
 {
+    /* Read once, before the first setup points the variables at the doubles
+     * (a second setup would read those). */
+    copy_env(real_llama, sizeof(real_llama), "GENAI_LLAMA_SERVER");
+    copy_env(real_sd, sizeof(real_sd), "GENAI_SD_CLI");
+    copy_env(real_llm_model, sizeof(real_llm_model), "GENAI_LLAMA_TEST_MODEL");
+    copy_env(real_sd_model, sizeof(real_sd_model), "GENAI_SD_MODEL");
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_host_budget_doubles, setup, teardown),
         cmocka_unit_test_setup_teardown(test_host_budget_real, setup, teardown),
