@@ -13,6 +13,7 @@
 #include "cli.h"
 
 #include "core/alloc.h"
+#include "diffusion/family.h"
 #include "gguf/profile.h"
 #include "llm/runtime.h"
 #include "plan/autoconf.h"
@@ -387,6 +388,24 @@ static json_t *choice_json(const struct inspect_opts *o, const gguf_profile *p,
     return root;
 }
 
+/* A file the LLM reader refused may be an image model (a GGUF or
+ * safetensors checkpoint sd.cpp runs): then says so and where such a file
+ * goes instead of the reader's complaint. 1 when it did. */
+static int explain_image_model(const char *path)
+{
+    dm_component c = {DM_ROLE_MODEL, path};
+    dm_detection d;
+    if (dm_detect_paths(&c, 1, &d, NULL) < 0 || d.family == DM_FAMILY_UNKNOWN)
+        return 0;
+    fprintf(stderr,
+            "genai inspect: %s is an image model, not an LLM: %s (%s confidence: %s)\n"
+            "genai inspect reads LLMs. Make an image with it: genai image PROMPT -m %s\n"
+            "or register it: genai add %s --kind diffusion, then genai show ID.\n",
+            path, dm_family_display(d.family), dm_confidence_name(d.confidence), d.evidence,
+            path, path);
+    return 1;
+}
+
 int cmd_inspect(int argc, char **argv)
 {
     struct inspect_opts o;
@@ -400,7 +419,8 @@ int cmd_inspect(int argc, char **argv)
     gguf_profile p;
     rc = gguf_profile_load(o.path, &p, &err);
     if (rc < 0) {
-        cli_report(CMD, rc, &err);
+        if (!explain_image_model(o.path))
+            cli_report(CMD, rc, &err);
         return CLI_FAIL;
     }
 

@@ -8,6 +8,7 @@
 #include "testutil/testutil.h"
 
 #include "core/alloc.h"
+#include "diffusion/dm_fixtures.h"
 #include "gguf/profile.h"
 #include "gguf/writer.h"
 #include "plan/llm.h"
@@ -227,12 +228,40 @@ static void test_cli_errors(void **state)
     proc_capture_free(&c);
 }
 
+/* An image model, GGUF (no general.architecture) or safetensors: named as
+ * one, with where it goes, instead of the LLM reader's complaint. */
+static void test_cli_image_model(void **state)
+{
+    (void)state;
+    char *files[2] = {dmt_write_gguf(g.dir, "sd1.gguf", dmt_sd1, dmt_sd1_n, NULL),
+                      dmt_write_st(g.dir, "sdxl.safetensors", dmt_sdxl, dmt_sdxl_n, NULL, 0)};
+    const char *family[2] = {"SD 1.x", "SDXL"};
+    for (int i = 0; i < 2; i++) {
+        const char *args[] = {files[i], NULL};
+        proc_capture c;
+        run_inspect(args, &c);
+        assert_int_equal(c.exit_code, 1);
+        char want[128];
+        snprintf(want, sizeof(want), "is an image model, not an LLM: %s (high confidence",
+                 family[i]);
+        if (strstr(c.err, want) == NULL)
+            fail_msg("stderr: %s", c.err);
+        assert_non_null(strstr(c.err, "genai image PROMPT -m "));
+        assert_non_null(strstr(c.err, "--kind diffusion"));
+        assert_null(strstr(c.err, "GENAI_E")); /* not the reader's complaint */
+        proc_capture_free(&c);
+        assert_int_equal(unlink(files[i]), 0);
+        mem_free(files[i]);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_reader_profile),
         cmocka_unit_test(test_cli_json),
         cmocka_unit_test(test_cli_human_and_no_fit),
+        cmocka_unit_test(test_cli_image_model),
         cmocka_unit_test(test_cli_errors),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
