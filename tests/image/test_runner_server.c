@@ -31,8 +31,30 @@
 
 #define RUN_MS 30000
 
-static char server_bin[PATH_MAX];
-static char model[PATH_MAX];
+/* The program under test: the double, or a real sd-server when
+ * GENAI_SD_SERVER and GENAI_SD_MODEL name one and an SD 1.x model. */
+struct target {
+    char bin[PATH_MAX];
+    char model[PATH_MAX];
+    int real;
+};
+static struct target fake_target, real_target;
+static const char *server_bin;
+static const char *model;
+
+/* Points server_bin and model at the test's target; skips a real target
+ * that is not configured. */
+static void use_target(void **state)
+{
+    const struct target *t = *state;
+    if (t->bin[0] == '\0') {
+        print_message("skipped: set GENAI_SD_SERVER (an sd-server) and GENAI_SD_MODEL (an SD "
+                      "1.x model) to run this against the real program\n");
+        skip();
+    }
+    server_bin = t->bin;
+    model = t->model;
+}
 
 static int free_port(int *fd_out)
 {
@@ -180,7 +202,7 @@ static json_t *wait_job(int port, const char *id, const char *until)
 
 static void test_server_contract(void **state)
 {
-    (void)state;
+    use_target(state);
     int port = free_port(NULL);
     const char *env[] = {"FAKE_SD_STEP_MS=150", NULL};
     sd_child c;
@@ -297,7 +319,7 @@ static void test_server_contract(void **state)
 
 static void test_server_start_failures(void **state)
 {
-    (void)state;
+    use_target(state);
     sd_child c;
     /* A model that is not one: new_sd_ctx_t failed, exit 1. */
     int port = free_port(NULL);
@@ -329,8 +351,17 @@ static int setup(void **state)
     const char *data = getenv("GENAI_TEST_DATA");
     if (build == NULL || data == NULL)
         return -1;
-    snprintf(server_bin, sizeof(server_bin), "%s/tests/doubles/sd/fake-sd-server", build);
-    snprintf(model, sizeof(model), "%s/image/tiny-sd1.fake.safetensors", data);
+    snprintf(fake_target.bin, sizeof(fake_target.bin), "%s/tests/doubles/sd/fake-sd-server",
+             build);
+    snprintf(fake_target.model, sizeof(fake_target.model), "%s/image/tiny-sd1.fake.safetensors",
+             data);
+    const char *rb = getenv("GENAI_SD_SERVER"), *rm = getenv("GENAI_SD_MODEL");
+    if (rb != NULL && rb[0] != '\0' && rm != NULL && rm[0] != '\0' &&
+        strstr(rb, "fake-sd-server") == NULL) {
+        snprintf(real_target.bin, sizeof(real_target.bin), "%s", rb);
+        snprintf(real_target.model, sizeof(real_target.model), "%s", rm);
+        real_target.real = 1;
+    }
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return 0;
 }
@@ -345,8 +376,10 @@ static int teardown(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_server_contract),
-        cmocka_unit_test(test_server_start_failures),
+        cmocka_unit_test_prestate(test_server_contract, &fake_target),
+        cmocka_unit_test_prestate(test_server_start_failures, &fake_target),
+        cmocka_unit_test_prestate(test_server_contract, &real_target),
+        cmocka_unit_test_prestate(test_server_start_failures, &real_target),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
