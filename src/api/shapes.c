@@ -9,6 +9,7 @@
 #include "api/shapes.h"
 
 #include "store/dmodel.h"
+#include "store/footprint_db.h"
 #include "store/prune.h"
 
 #include <errno.h>
@@ -83,6 +84,53 @@ fail:
     json_decref(files);
     json_decref(o);
     return NULL;
+}
+
+/* One footprint row as api_model_detail_json lists it; NULL without memory. */
+static json_t *footprint_json(const store_footprint *f)
+{
+    plan_demand d;
+    genai_error e;
+    if (store_fpdb_from_row(f, &d, &e) < 0)
+        return json_pack("{s:s, s:I, s:s}", "config", f->config_key, "measured_at",
+                         (json_int_t)f->measured_at, "refused", e.detail);
+    json_t *gpu = json_array();
+    for (uint32_t i = 0; gpu != NULL && i < d.n_gpus; i++) {
+        if (json_array_append_new(gpu, json_integer((json_int_t)d.gpu[i])) != 0) {
+            json_decref(gpu);
+            gpu = NULL;
+        }
+    }
+    if (gpu == NULL)
+        return NULL;
+    return json_pack("{s:s, s:I, s:s?, s:I, s:I, s:o}", "config", f->config_key, "measured_at",
+                     (json_int_t)f->measured_at, "runtime_build", f->runtime_build,
+                     "host_anon_bytes", (json_int_t)d.host_anon, "host_file_bytes",
+                     (json_int_t)d.host_file, "gpu_bytes", gpu);
+}
+
+int api_model_detail_json(store_db *db, const store_model *m, json_t **out, genai_error *err)
+{
+    store_footprint *fps = NULL;
+    size_t n = 0;
+    int rc = store_db_list_footprints(db, m->id, &fps, &n, err);
+    if (rc < 0)
+        return rc;
+    json_t *o = api_model_json(m);
+    json_t *arr = json_array();
+    int bad = o == NULL || arr == NULL;
+    for (size_t i = 0; !bad && i < n; i++)
+        bad = json_array_append_new(arr, footprint_json(&fps[i])) != 0;
+    store_footprint_list_free(fps, n);
+    if (bad || json_object_set_new(o, "footprints", arr) != 0) {
+        if (!bad)
+            arr = NULL; /* set_new took it, even on failure */
+        json_decref(arr);
+        json_decref(o);
+        return err_set(err, -ENOMEM, "describing model %s", m->id);
+    }
+    *out = o;
+    return 0;
 }
 
 json_t *api_model_openai_json(const store_model *m)

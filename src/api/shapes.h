@@ -21,6 +21,17 @@
  */
 json_t *api_model_json(const store_model *m);
 
+/*
+ * api_model_json plus "footprints": what the planner learned running the
+ * model, newest first, one object per launch configuration: {config,
+ * measured_at (Unix seconds), runtime_build (null when unknown),
+ * host_anon_bytes, host_file_bytes, gpu_bytes:[per GPU]}, or {config,
+ * measured_at, refused: reason} for a row the planner would not use.
+ * GET /api/models/{id} and `genai show --json`. Blocking (SQLite). *out is a
+ * new reference, written only on success.
+ */
+int api_model_detail_json(store_db *db, const store_model *m, json_t **out, genai_error *err);
+
 /* The OpenAI shape: {id, object:"model", created, owned_by:"genai"}. A new
  * reference; NULL when out of memory. */
 json_t *api_model_openai_json(const store_model *m);

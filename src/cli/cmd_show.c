@@ -2,14 +2,16 @@
  * cmd_show.c - `genai show ID [--json]`: one registered model, its files and
  * where they came from; for a diffusion model also its family detection
  * (family, variant, confidence, evidence) and its effective generation
- * settings (the built-in row merged with the registry's override). Also home
- * of cli_print_dm(). The --json shape is api_model_json() (src/api/shapes.h),
- * the same the library and the HTTP API give.
+ * settings (the built-in row merged with the registry's override); and the
+ * memory the planner measured running it, per configuration. Also home of
+ * cli_print_dm(). The --json shape is api_model_detail_json()
+ * (src/api/shapes.h), the same GET /api/models/{id} gives.
  */
 #include "cli.h"
 
 #include "api/shapes.h"
 #include "store/dmodel.h"
+#include "store/footprint_db.h"
 #include "store/store.h"
 
 #include <string.h>
@@ -73,6 +75,43 @@ void cli_print_dm(FILE *out, const struct store_model *m)
         fprintf(out, "override:  %s\n", m->settings_json);
 }
 
+/* The footprints the planner measured, newest first: when, which build,
+ * host and GPU bytes, the launch configuration. */
+static void print_footprints(store_db *db, const char *id)
+{
+    store_footprint *fps = NULL;
+    size_t n = 0;
+    genai_error e;
+    if (store_db_list_footprints(db, id, &fps, &n, &e) < 0) {
+        printf("measured:  cannot be read: %s\n", e.detail);
+        return;
+    }
+    if (n == 0) {
+        printf("measured:  nothing yet (recorded the first time it runs)\n");
+        return;
+    }
+    printf("measured:  %zu configuration(s), newest first\n", n);
+    for (size_t i = 0; i < n; i++) {
+        char when[64], a[32], f[32], g[32];
+        time_t t = (time_t)fps[i].measured_at;
+        struct tm tm;
+        strftime(when, sizeof(when), "%Y-%m-%d %H:%M", localtime_r(&t, &tm));
+        plan_demand d;
+        if (store_fpdb_from_row(&fps[i], &d, &e) < 0) {
+            printf("  %s  refused: %s\n", when, e.detail);
+            continue;
+        }
+        uint64_t gpu = 0;
+        for (uint32_t k = 0; k < d.n_gpus; k++)
+            gpu += d.gpu[k];
+        printf("  %s  %s: host %s + %s mapped, GPU %s\n    %s\n", when,
+               fps[i].runtime_build != NULL ? fps[i].runtime_build : "build unknown",
+               cli_fmt_bytes(a, sizeof(a), d.host_anon), cli_fmt_bytes(f, sizeof(f), d.host_file),
+               cli_fmt_bytes(g, sizeof(g), gpu), fps[i].config_key);
+    }
+    store_footprint_list_free(fps, n);
+}
+
 static void usage(FILE *out)
 {
     fprintf(out, "Usage: genai show ID [--json]\n\n"
@@ -115,7 +154,13 @@ int cmd_show(int argc, char **argv)
     }
     int status = CLI_OK;
     if (json) {
-        status = cli_print_json(stdout, api_model_json(&m));
+        json_t *o = NULL;
+        if ((rc = api_model_detail_json(store_registry(s), &m, &o, &e)) < 0) {
+            cli_report("show", rc, &e);
+            status = CLI_FAIL;
+        } else {
+            status = cli_print_json(stdout, o);
+        }
     } else {
         char size[32], when[64];
         time_t t = (time_t)m.added_at;
@@ -138,6 +183,7 @@ int cmd_show(int argc, char **argv)
         }
         if (m.kind == STORE_KIND_DIFFUSION)
             cli_print_dm(stdout, &m);
+        print_footprints(store_registry(s), m.id);
     }
     store_model_free(&m);
     store_close(s);

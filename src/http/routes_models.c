@@ -102,8 +102,11 @@ static void mwork_run(uv_work_t *w)
     case MOP_GET_OPENAI:
     case MOP_GET:
         m->rc = store_db_get_model(db, m->id, &model, &m->err);
-        if (m->rc == 0) {
-            m->result = m->op == MOP_GET ? api_model_json(&model) : api_model_openai_json(&model);
+        if (m->rc == 0 && m->op == MOP_GET) {
+            m->rc = api_model_detail_json(db, &model, &m->result, &m->err);
+            store_model_free(&model);
+        } else if (m->rc == 0) {
+            m->result = api_model_openai_json(&model);
             store_model_free(&model);
             if (m->result == NULL)
                 m->rc = err_set(&m->err, -ENOMEM, "describing model %s", m->id);

@@ -413,6 +413,7 @@ static void record_footprint(llm_runtime *rt)
     plan_demand_set_note(
         &d, "measured pid %ld: RssAnon %" PRIu64 " kB, RssFile %" PRIu64 " kB, %u memory lines",
         (long)pid, rss_anon / 1024, rss_file / 1024, m->n_lines);
+    snprintf(d.build, sizeof(d.build), "%s", rt->plan.build_info);
     rt->measured = d;
     rt->have_measured = 1;
     if (plan_footprints_record(rt->fp, rt->model_key, rt->config_key, &d, &e) < 0)

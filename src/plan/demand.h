@@ -20,6 +20,7 @@
 
 #define PLAN_MAX_GPUS 8
 #define PLAN_NOTE_MAX 160
+#define PLAN_BUILD_MAX 64
 
 #define PLAN_MIB ((uint64_t)1 << 20)
 #define PLAN_GIB ((uint64_t)1 << 30)
@@ -67,6 +68,10 @@ typedef struct plan_demand {
     plan_breakdown host_parts; /* host anon and file together; host_file says which is file */
     enum plan_tier tier;
     char note[PLAN_NOTE_MAX]; /* where the figures came from, for humans */
+    /* MEASURED: the build of the program that was measured (llama-server's
+     * /props build_info, "b11669-Debian"); "" when unknown or not measured.
+     * Buffer sizes change between llama.cpp builds. */
+    char build[PLAN_BUILD_MAX];
 } plan_demand;
 
 /* Name of a tier: "estimate", "dry-run", "measured". Static string. */

@@ -206,9 +206,15 @@ int store_fpdb_from_row(const store_footprint *row, plan_demand *out, genai_erro
         err_set(&why, rc, "note is not a string");
         goto fail;
     }
+    if (row->runtime_build != NULL && strlen(row->runtime_build) >= sizeof(d.build)) {
+        err_set(&why, rc, "runtime build longer than %zu bytes", sizeof(d.build) - 1);
+        goto fail;
+    }
     d.host_anon = row->host_anon;
     d.host_file = row->host_file;
     d.tier = PLAN_TIER_MEASURED;
+    if (row->runtime_build != NULL)
+        snprintf(d.build, sizeof(d.build), "%s", row->runtime_build);
     plan_demand_set_note(&d, "%s", note != NULL ? json_string_value(note) : "from the registry");
     json_decref(root);
     *out = d;
@@ -320,7 +326,8 @@ static void sink(void *arg, const char *model_key, const char *config_key, const
                                .config_key = key,
                                .device_bytes_json = json,
                                .host_anon = d->host_anon,
-                               .host_file = d->host_file};
+                               .host_file = d->host_file,
+                               .runtime_build = d->build[0] != '\0' ? (char *)d->build : NULL};
         rc = store_db_put_footprint(store_registry(b->st), &row, &e);
     }
     mem_free(json);

@@ -736,6 +736,75 @@ unlock:
     return rc;
 }
 
+/* Bounds a listing: a model has one row per configuration it ran with. */
+#define FOOTPRINTS_LIST_MAX 1024
+
+int store_db_list_footprints(store_db *db, const char *model_id, store_footprint **out, size_t *n,
+                             genai_error *err)
+{
+    sqlite3_stmt *st = NULL;
+    store_footprint *list = NULL;
+    size_t len = 0, cap = 0;
+    int rc = 0, oom = 0;
+    pthread_mutex_lock(&db->mu);
+    if (sqlite3_prepare_v2(db->sql,
+                           "SELECT config_key, device_bytes_json, host_anon, host_file, "
+                           "measured_at, runtime_build FROM footprints WHERE model_id = ? "
+                           "ORDER BY measured_at DESC, config_key",
+                           -1, &st, NULL) != SQLITE_OK) {
+        rc = sql_fail(db, err, "preparing select");
+        goto unlock;
+    }
+    bind_text(st, 1, model_id);
+    int s;
+    while ((s = sqlite3_step(st)) == SQLITE_ROW && len < FOOTPRINTS_LIST_MAX) {
+        if (len == cap) {
+            size_t nc = cap ? cap * 2 : 8;
+            store_footprint *p = mem_reallocarray(list, nc, sizeof(*p));
+            if (p == NULL) {
+                oom = 1;
+                break;
+            }
+            list = p;
+            cap = nc;
+        }
+        store_footprint *f = &list[len++];
+        memset(f, 0, sizeof(*f));
+        f->model_id = mem_strdup(model_id);
+        f->config_key = col_dup(st, 0, &oom);
+        f->device_bytes_json = col_dup(st, 1, &oom);
+        f->host_anon = (uint64_t)sqlite3_column_int64(st, 2);
+        f->host_file = (uint64_t)sqlite3_column_int64(st, 3);
+        f->measured_at = sqlite3_column_int64(st, 4);
+        f->runtime_build = col_dup(st, 5, &oom);
+        if (f->model_id == NULL || f->config_key == NULL || f->device_bytes_json == NULL)
+            oom = 1;
+        if (oom)
+            break;
+    }
+    if (oom)
+        rc = err_set(err, -ENOMEM, "out of memory");
+    else if (s != SQLITE_ROW && s != SQLITE_DONE)
+        rc = sql_fail(db, err, "reading footprints");
+    sqlite3_finalize(st);
+unlock:
+    pthread_mutex_unlock(&db->mu);
+    if (rc < 0) {
+        store_footprint_list_free(list, len);
+        return rc;
+    }
+    *out = list;
+    *n = len;
+    return 0;
+}
+
+void store_footprint_list_free(store_footprint *list, size_t n)
+{
+    for (size_t i = 0; list != NULL && i < n; i++)
+        store_footprint_free(&list[i]);
+    mem_free(list);
+}
+
 int store_db_get_footprint(store_db *db, const char *model_id, const char *config_key,
                            store_footprint *out, genai_error *err)
 {

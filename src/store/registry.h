@@ -91,7 +91,7 @@ typedef struct store_footprint {
     uint64_t host_anon;
     uint64_t host_file;
     int64_t measured_at; /* Unix seconds */
-    char *runtime_build; /* e.g. "llama.cpp b4589 cuda" */
+    char *runtime_build; /* the measured build, /props build_info ("b11669-Debian"); NULL: unknown */
 } store_footprint;
 
 /* Releases the members (not f); accepts NULL. */
@@ -146,5 +146,11 @@ int store_db_put_footprint(store_db *db, const store_footprint *f, genai_error *
 /* Loads one footprint (free with store_footprint_free); GENAI_ENOT_FOUND. */
 int store_db_get_footprint(store_db *db, const char *model_id, const char *config_key,
                            store_footprint *out, genai_error *err);
+/* Every footprint of model_id, newest first, into a new array *out of *n
+ * (free with store_footprint_list_free); *n may be 0 (then *out is NULL). */
+int store_db_list_footprints(store_db *db, const char *model_id, store_footprint **out, size_t *n,
+                             genai_error *err);
+/* Frees list[0..n) and the array; accepts NULL. */
+void store_footprint_list_free(store_footprint *list, size_t n);
 
 #endif

@@ -11,6 +11,8 @@
  */
 #include "cmocka_all.h"
 
+#include "api/shapes.h"
+
 #include "core/alloc.h"
 #include "core/http_client.h"
 #include "core/loop.h"
@@ -24,6 +26,7 @@
 #include "tiny_llama.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -105,6 +108,7 @@ static void sample_demand(plan_demand *d)
     d->host_growth = 300 * PLAN_MIB;
     d->tier = PLAN_TIER_MEASURED;
     plan_demand_set_note(d, "measured pid 42 \"quoted\"");
+    snprintf(d->build, sizeof(d->build), "b11669-Debian");
 }
 
 /* ---- rows ------------------------------------------------------------------ */
@@ -180,6 +184,20 @@ static void test_corrupt_rows_refused(void **state)
         assert_non_null(strstr(e.detail, bad[i].says));
         assert_int_equal(out.n_gpus, 0xABABABABu); /* untouched */
     }
+    /* A build name longer than a demand holds. */
+    char longbuild[PLAN_BUILD_MAX + 8];
+    memset(longbuild, 'b', sizeof(longbuild) - 1);
+    longbuild[sizeof(longbuild) - 1] = '\0';
+    store_footprint row = {.model_id = "tiny",
+                           .config_key = "ngl=0",
+                           .device_bytes_json = (char *)bad[8].json, /* valid at 100 B */
+                           .host_anon = 100,
+                           .host_file = 1,
+                           .runtime_build = longbuild};
+    plan_demand out;
+    genai_error e;
+    assert_int_equal(store_fpdb_from_row(&row, &out, &e), GENAI_ECORRUPT);
+    assert_non_null(strstr(e.detail, "runtime build longer than"));
 }
 
 /* ---- the key mapping and the hooks ----------------------------------------- */
@@ -281,6 +299,7 @@ static void test_record_then_lookup_and_corrupt(void **state)
     assert_int_equal(store_db_get_footprint(store_registry(f.st), "tiny", key, &row, &e), 0);
     assert_int_equal(row.host_anon, d.host_anon);
     assert_non_null(strstr(row.device_bytes_json, "\"format\":1"));
+    assert_string_equal(row.runtime_build, "b11669-Debian"); /* which build was measured */
     store_footprint_free(&row);
 
     store_fpdb *b2;
@@ -291,6 +310,7 @@ static void test_record_then_lookup_and_corrupt(void **state)
     assert_int_equal(got.tier, PLAN_TIER_MEASURED);
     assert_int_equal(got.gpu[0], d.gpu[0]);
     assert_int_equal(got.host_growth, d.host_growth);
+    assert_string_equal(got.build, "b11669-Debian");
     assert_int_equal(plan_footprints_count(two), 1); /* cached */
     assert_int_equal(plan_footprints_lookup(two, mk, "ngl=0 c=1024", &got), 0);
     store_fpdb_close(b2);
@@ -302,6 +322,16 @@ static void test_record_then_lookup_and_corrupt(void **state)
                               .host_anon = 1,
                               .host_file = 1};
     assert_int_equal(store_db_put_footprint(store_registry(f.st), &badrow, &e), 0);
+    /* genai show --json and GET /api/models/{id} list it as refused */
+    store_model sm;
+    assert_int_equal(store_db_get_model(store_registry(f.st), "tiny", &sm, &e), 0);
+    json_t *detail = NULL;
+    assert_int_equal(api_model_detail_json(store_registry(f.st), &sm, &detail, &e), 0);
+    json_t *fps = json_object_get(detail, "footprints");
+    assert_int_equal(json_array_size(fps), 1);
+    assert_non_null(strstr(json_string_value(json_object_get(json_array_get(fps, 0), "refused")),
+                           "same length"));
+    json_decref(detail);
     assert_int_equal(store_fpdb_open(NULL, NULL, &b2, &e), 0);
     got.n_gpus = 77;
     assert_int_equal(plan_footprints_lookup(store_fpdb_table(b2), mk, "ngl=0 c=512", &got), 0);
@@ -317,6 +347,19 @@ static void test_record_then_lookup_and_corrupt(void **state)
     assert_int_equal(plan_footprints_lookup(store_fpdb_table(b2), mk, "ngl=0 c=512", &got), 1);
     assert_int_equal(got.gpu[1], d.gpu[1]);
     store_fpdb_close(b2);
+    /* ... and the detail shows the measurement: build, host and GPU bytes */
+    assert_int_equal(api_model_detail_json(store_registry(f.st), &sm, &detail, &e), 0);
+    json_t *fp0 = json_array_get(json_object_get(detail, "footprints"), 0);
+    assert_string_equal(json_string_value(json_object_get(fp0, "config")), key);
+    assert_string_equal(json_string_value(json_object_get(fp0, "runtime_build")), "b11669-Debian");
+    assert_int_equal(json_integer_value(json_object_get(fp0, "host_anon_bytes")), d.host_anon);
+    assert_int_equal(json_integer_value(json_object_get(fp0, "host_file_bytes")), d.host_file);
+    json_t *gb = json_object_get(fp0, "gpu_bytes");
+    assert_int_equal(json_array_size(gb), 2);
+    assert_int_equal(json_integer_value(json_array_get(gb, 0)), d.gpu[0]);
+    assert_true(json_integer_value(json_object_get(fp0, "measured_at")) > 0);
+    json_decref(detail);
+    store_model_free(&sm);
 
     /* removing the model removes its footprints */
     assert_int_equal(store_remove(f.st, "tiny", NULL, &e), 0);
@@ -515,6 +558,12 @@ static void test_restart_plans_measured(void **state)
     store_fpdb_close(b);
     assert_string_equal(id, "tiny");
     assert_non_null(strstr(key, "dev=Fake GPU 8GB"));
+    /* The row names the build that was measured: the double's build_info. */
+    store_footprint got;
+    assert_int_equal(store_db_get_footprint(store_registry(f.st), id, key, &got, &e), 0);
+    assert_true(x.measured.build[0] == 'b');
+    assert_string_equal(got.runtime_build, x.measured.build);
+    store_footprint_free(&got);
     store_footprint row = {.model_id = id,
                            .config_key = key,
                            .device_bytes_json = "{\"format\":1,",

@@ -408,6 +408,7 @@ static void test_pull_quant_and_list(void **state)
     out = slurp(f, "show", "out");
     assert_non_null(strstr(out, COMMIT));
     assert_non_null(strstr(out, f->sha_q4));
+    assert_non_null(strstr(out, "measured:  nothing yet")); /* never run */
     free(out);
 
     const char *rm[] = {"rm", "model-q4_k_m", NULL};
@@ -657,6 +658,7 @@ static void test_plain_url_with_digest(void **state)
     assert_int_equal(run_cli(f, "show", show), 0);
     char *out = slurp(f, "show", "out");
     assert_non_null(strstr(out, f->sha_q8a));
+    assert_non_null(strstr(out, "\"footprints\": []"));
     free(out);
     struct ss_request log[4];
     assert_int_equal(ss_log(f->srv, log, 4), 1);

@@ -142,6 +142,28 @@ static void test_put_get_list_remove(void **state)
     assert_string_equal(gf.device_bytes_json, "{\"cuda0\":123}");
     assert_string_equal(gf.runtime_build, "b1");
     store_footprint_free(&gf);
+    /* Listed newest first; a model without any lists none. */
+    store_footprint older = {.model_id = "llm",
+                             .config_key = "ngl=0 ctx=512",
+                             .device_bytes_json = "{}",
+                             .host_anon = 1,
+                             .host_file = 2,
+                             .measured_at = 1000};
+    assert_int_equal(store_db_put_footprint(db, &older, &e), 0);
+    store_footprint *fl = NULL;
+    size_t nf = 0;
+    assert_int_equal(store_db_list_footprints(db, "llm", &fl, &nf, &e), 0);
+    assert_int_equal(nf, 2);
+    assert_string_equal(fl[0].config_key, "ngl=99 ctx=4096");
+    assert_string_equal(fl[0].runtime_build, "b1");
+    assert_int_equal(fl[0].host_anon, 7);
+    assert_string_equal(fl[1].config_key, "ngl=0 ctx=512");
+    assert_null(fl[1].runtime_build);
+    assert_int_equal(fl[1].measured_at, 1000);
+    store_footprint_list_free(fl, nf);
+    assert_int_equal(store_db_list_footprints(db, "sd", &fl, &nf, &e), 0);
+    assert_int_equal(nf, 0);
+    store_footprint_list_free(fl, nf);
     fp.model_id = "ghost";
     assert_int_equal(store_db_put_footprint(db, &fp, &e), GENAI_ENOT_FOUND);
 
