@@ -736,6 +736,23 @@ unlock:
     return rc;
 }
 
+/* Fills f's model id and, from column `first` on, device_bytes_json,
+ * host_anon, host_file, measured_at, runtime_build (the order both selects
+ * below use). -ENOMEM when a copy failed; f is then partly filled, for
+ * store_footprint_free. */
+static int footprint_columns(sqlite3_stmt *st, int first, const char *model_id,
+                             store_footprint *f)
+{
+    int oom = 0;
+    f->model_id = mem_strdup(model_id);
+    f->device_bytes_json = col_dup(st, first, &oom);
+    f->host_anon = (uint64_t)sqlite3_column_int64(st, first + 1);
+    f->host_file = (uint64_t)sqlite3_column_int64(st, first + 2);
+    f->measured_at = sqlite3_column_int64(st, first + 3);
+    f->runtime_build = col_dup(st, first + 4, &oom);
+    return oom || f->model_id == NULL || f->device_bytes_json == NULL ? -ENOMEM : 0;
+}
+
 /* Bounds a listing: a model has one row per configuration it ran with. */
 #define FOOTPRINTS_LIST_MAX 1024
 
@@ -770,17 +787,11 @@ int store_db_list_footprints(store_db *db, const char *model_id, store_footprint
         }
         store_footprint *f = &list[len++];
         memset(f, 0, sizeof(*f));
-        f->model_id = mem_strdup(model_id);
         f->config_key = col_dup(st, 0, &oom);
-        f->device_bytes_json = col_dup(st, 1, &oom);
-        f->host_anon = (uint64_t)sqlite3_column_int64(st, 2);
-        f->host_file = (uint64_t)sqlite3_column_int64(st, 3);
-        f->measured_at = sqlite3_column_int64(st, 4);
-        f->runtime_build = col_dup(st, 5, &oom);
-        if (f->model_id == NULL || f->config_key == NULL || f->device_bytes_json == NULL)
+        if (footprint_columns(st, 1, model_id, f) < 0 || f->config_key == NULL || oom) {
             oom = 1;
-        if (oom)
             break;
+        }
     }
     if (oom)
         rc = err_set(err, -ENOMEM, "out of memory");
@@ -809,7 +820,7 @@ int store_db_get_footprint(store_db *db, const char *model_id, const char *confi
                            store_footprint *out, genai_error *err)
 {
     sqlite3_stmt *st = NULL;
-    int rc, oom = 0;
+    int rc;
     pthread_mutex_lock(&db->mu);
     if (sqlite3_prepare_v2(db->sql,
                            "SELECT device_bytes_json, host_anon, host_file, measured_at, "
@@ -827,14 +838,8 @@ int store_db_get_footprint(store_db *db, const char *model_id, const char *confi
         rc = sql_fail(db, err, "reading a footprint");
     } else {
         store_footprint f = {0};
-        f.model_id = mem_strdup(model_id);
         f.config_key = mem_strdup(config_key);
-        f.device_bytes_json = col_dup(st, 0, &oom);
-        f.host_anon = (uint64_t)sqlite3_column_int64(st, 1);
-        f.host_file = (uint64_t)sqlite3_column_int64(st, 2);
-        f.measured_at = sqlite3_column_int64(st, 3);
-        f.runtime_build = col_dup(st, 4, &oom);
-        if (oom || f.model_id == NULL || f.config_key == NULL || f.device_bytes_json == NULL) {
+        if (footprint_columns(st, 0, model_id, &f) < 0 || f.config_key == NULL) {
             store_footprint_free(&f);
             rc = err_set(err, -ENOMEM, "out of memory");
         } else {

@@ -50,6 +50,20 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
     return 0;
 }
 
+/* Writes a built model to path; on failure says why and frees it. 0 or 1
+ * (the exit status). */
+static int write_out(gguf_writer *w, const char *path)
+{
+    genai_error err;
+    genai_error_clear(&err);
+    if (gguf_writer_write(w, path, &err) < 0) {
+        fprintf(stderr, "genai-mkmodel: %s\n", err.detail);
+        gguf_writer_free(w);
+        return 1;
+    }
+    return 0;
+}
+
 /* genai-mkmodel --sd1: builds, writes and describes the SD 1.x checkpoint. */
 static int write_sd1(const char *path, uint64_t seed, uint32_t type)
 {
@@ -65,11 +79,8 @@ static int write_sd1(const char *path, uint64_t seed, uint32_t type)
         fprintf(stderr, "genai-mkmodel: %s\n", err.detail);
         return 1;
     }
-    if (gguf_writer_write(w, path, &err) < 0) {
-        fprintf(stderr, "genai-mkmodel: %s\n", err.detail);
-        gguf_writer_free(w);
+    if (write_out(w, path) != 0)
         return 1;
-    }
     printf("%s: SD 1.x, %s, %" PRIu64 " tensors; parameters: text encoder %" PRIu64
            ", UNet %" PRIu64 ", VAE %" PRIu64 "; %" PRIu64 " bytes\n",
            path, gguf_dtype_name(type), st.n_tensors, st.te_params, st.unet_params, st.vae_params,
@@ -177,11 +188,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "genai-mkmodel: %s\n", err.detail);
         return 1;
     }
-    if (gguf_writer_write(w, path, &err) < 0) {
-        fprintf(stderr, "genai-mkmodel: %s\n", err.detail);
-        gguf_writer_free(w);
+    if (write_out(w, path) != 0)
         return 1;
-    }
     printf("%s: llama, %" PRIu32 " layers, embd %" PRIu32 ", heads %" PRIu32 "/%" PRIu32
            ", ff %" PRIu32 ", vocab %" PRIu32 ", %s; %" PRIu64
            " bytes, tensor data from byte %" PRIu64 "\n",
