@@ -451,6 +451,12 @@ int http_client_request(http_client *c, const http_req_opts *o, http_done_fn fn,
     curl_easy_setopt(e, CURLOPT_OPENSOCKETFUNCTION, open_socket);
     /* Streamed events must not wait for Nagle's algorithm on either side. */
     curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    /* A new connection per request: this client talks to the children on
+     * loopback, where connecting costs about 0.1 ms, while a kept-alive
+     * idle connection held llama-server b11669's exit on SIGTERM for about
+     * 110 ms (its HTTP threads wait for open connections): the LLM's stop,
+     * on the path of every image that moves it aside. */
+    curl_easy_setopt(e, CURLOPT_FORBID_REUSE, 1L);
     if (curl_multi_add_handle(c->multi, e) != CURLM_OK)
         goto nomem;
     r->next = c->reqs;
