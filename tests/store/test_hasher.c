@@ -55,6 +55,16 @@ static void digest_of(const unsigned char *b, size_t n, char out[STORE_SHA256_HE
 }
 
 /* Writes b[from..to) in pieces of the given sizes (cycled), publishing each. */
+/* Drains the hasher and checks the digest it built against want. */
+static void assert_hashed(store_hasher *hs, store_sha256 *h, const char *want)
+{
+    genai_error e;
+    char got[STORE_SHA256_HEX];
+    assert_int_equal(store_hasher_drain(hs, &e), 0);
+    assert_int_equal(store_sha256_final(h, got), 0);
+    assert_string_equal(got, want);
+}
+
 static void write_published(struct fx *f, store_hasher *hs, const unsigned char *b, size_t from,
                             size_t to)
 {
@@ -78,7 +88,7 @@ static void test_chunks_and_prefix(void **state)
     unsigned char *b = malloc(len);
     assert_non_null(b);
     tu_fill(b, len, 7);
-    char want[STORE_SHA256_HEX], got[STORE_SHA256_HEX];
+    char want[STORE_SHA256_HEX];
     digest_of(b, len, want);
 
     /* a third of it already on disk, as a resumed download has it */
@@ -91,10 +101,8 @@ static void test_chunks_and_prefix(void **state)
     assert_int_equal(store_hasher_start(&hs, &h, f->fd, have, &e), 0);
     assert_int_equal(store_hasher_written(hs), have);
     write_published(f, hs, b, have, len);
-    assert_int_equal(store_hasher_drain(hs, &e), 0);
+    assert_hashed(hs, &h, want);
     assert_int_equal(store_hasher_written(hs), len);
-    assert_int_equal(store_sha256_final(&h, got), 0);
-    assert_string_equal(got, want);
 
     /* restart: an empty file, then other content */
     assert_int_equal(store_hasher_restart(hs, &e), 0);
@@ -103,9 +111,7 @@ static void test_chunks_and_prefix(void **state)
     tu_fill(b, len, 8);
     digest_of(b, len / 2, want);
     write_published(f, hs, b, 0, len / 2);
-    assert_int_equal(store_hasher_drain(hs, &e), 0);
-    assert_int_equal(store_sha256_final(&h, got), 0);
-    assert_string_equal(got, want);
+    assert_hashed(hs, &h, want);
     store_hasher_stop(hs);
     store_sha256_free(&h);
     free(b);
@@ -120,7 +126,7 @@ static void test_writer_past_the_lag(void **state)
     unsigned char *b = malloc(len);
     assert_non_null(b);
     tu_fill(b, len, 9);
-    char want[STORE_SHA256_HEX], got[STORE_SHA256_HEX];
+    char want[STORE_SHA256_HEX];
     digest_of(b, len, want);
     store_sha256 h = {0};
     assert_int_equal(store_sha256_init(&h), 0);
@@ -133,9 +139,7 @@ static void test_writer_past_the_lag(void **state)
         assert_int_equal(pwrite(f->fd, b + off, n, (off_t)off), (ssize_t)n);
         assert_int_equal(store_hasher_wrote(hs, b + off, n, &e), 0);
     }
-    assert_int_equal(store_hasher_drain(hs, &e), 0);
-    assert_int_equal(store_sha256_final(&h, got), 0);
-    assert_string_equal(got, want);
+    assert_hashed(hs, &h, want);
     store_hasher_stop(hs);
     store_sha256_free(&h);
     free(b);
